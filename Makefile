@@ -1,0 +1,80 @@
+# lift_simulator.postgresql: the two commands are `make demo` and `make test` (see README.md).
+# Every target installs what it needs itself (venv, Debian packages, Docker engine, lab images).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+COLLECTION_LINK := .cache/collections/ansible_collections/lift_simulator/postgresql
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+export PATH := $(BIN):$(PATH)
+export PY_COLORS := 0
+export ANSIBLE_FORCE_COLOR := 0
+export ANSIBLE_NOCOLOR := 1
+
+.PHONY: help setup venv host lab-images collection-link lint sanity unit integration molecule \
+        test demo demo-down build clean bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Python venv with the pinned toolchain
+
+collection-link: ## make the checkout importable as lift_simulator.postgresql
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn ../../../.. $(COLLECTION_LINK)
+
+host: ## Debian packages (PostgreSQL, docker.io, debootstrap...) and a running Docker engine
+	scripts/bootstrap_host.sh
+
+# The images the suite and the demo use (the script can build debian12 and debian13).
+LAB_IMAGES ?= debian12
+lab-images: host ## build the lab images (lift-lab/debian12, ...) when missing
+	scripts/build_lab_images.sh --parallel $(LAB_IMAGES)
+
+setup: venv host collection-link
+
+lint: venv collection-link ## ansible-lint (production profile)
+	$(BIN)/ansible-lint --profile production
+
+sanity: venv collection-link ## ansible-test sanity (offline-capable)
+	scripts/ansible_test_sanity.sh
+
+unit: venv collection-link ## pytest unit tests
+	$(BIN)/pytest -q tests/unit
+
+integration: setup ## modules through ansible-playbook against a real PostgreSQL
+	$(BIN)/pytest -q tests/integration
+
+molecule: setup lab-images ## molecule scenarios in systemd containers
+	scripts/run_molecule.sh
+
+test: setup lab-images ## the whole suite: lint, sanity, unit, integration, molecule
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory molecule
+
+demo: setup lab-images ## start the lab, load sample data, run playbooks/backup.yml, print a summary
+	$(BIN)/ansible-playbook lab/up.yml -e lab_hosts='["lift-db-1"]'
+	$(BIN)/ansible-playbook lab/prepare.yml
+	$(BIN)/ansible-playbook playbooks/backup.yml -e lift_backup_fetch=true
+
+demo-down: venv collection-link ## remove the lab containers
+	$(BIN)/ansible-playbook lab/down.yml
+
+build: venv ## build the collection tarball
+	$(BIN)/ansible-galaxy collection build --force --output-path .cache/dist .
+
+clean: ## remove caches (not the venv)
+	rm -rf .cache tests/output .pytest_cache

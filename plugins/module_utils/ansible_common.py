@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Ansible side of the connection options: argument spec and module parameters.
+
+The only module_utils of this collection that imports Ansible; documented in
+plugins/doc_fragments/connection.py.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import ConnectionParams
+
+CONNECTION_MUTUALLY_EXCLUSIVE = [["login_host", "login_unix_socket"]]
+
+
+def connection_argument_spec():
+    return dict(
+        login_user=dict(type="str", default="postgres", fallback=(env_fallback, ["PGUSER"])),
+        login_password=dict(type="str", default="", no_log=True, fallback=(env_fallback, ["PGPASSWORD"])),
+        login_host=dict(type="str", default="", fallback=(env_fallback, ["PGHOST"])),
+        login_unix_socket=dict(type="path", default=""),
+        login_port=dict(type="int", default=5432, aliases=["port"], fallback=(env_fallback, ["PGPORT"])),
+        ssl_mode=dict(type="str", default="prefer",
+                      choices=["allow", "disable", "prefer", "require", "verify-ca", "verify-full"]),
+        ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
+        connect_timeout=dict(type="int", default=10),
+    )
+
+
+def connection_params(module, database):
+    p = module.params
+    return ConnectionParams(
+        database=database,
+        login_host=p["login_host"],
+        login_port=p["login_port"],
+        login_user=p["login_user"],
+        login_password=p["login_password"],
+        login_unix_socket=p["login_unix_socket"],
+        ssl_mode=p["ssl_mode"],
+        ca_cert=p["ca_cert"],
+        connect_timeout=p["connect_timeout"],
+    )

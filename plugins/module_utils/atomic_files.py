@@ -1,0 +1,254 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Files that appear under their final name only when complete and on disk.
+
+A backup is written to an anonymous O_TMPFILE inode in the destination directory (so a crash,
+even SIGKILL, leaves nothing behind), fsynced, then linked to its final name (link never
+replaces an existing file or follows a symlink planted there) and the directory is fsynced.
+Where the file system has no O_TMPFILE, a hidden named temporary is used instead and a later
+run removes it when the process that wrote it is gone (see ``remove_stale_partials``).
+
+Pure Python, shared by the modules and the host-side job.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import re
+import shutil
+import socket
+import stat
+
+PARTIAL_MARK = ".partial-"
+_AT_FDCWD = -100
+_AT_SYMLINK_FOLLOW = 0x400
+
+
+def _load_linkat():
+    """libc's linkat: os.link() cannot give an O_TMPFILE inode a name (it calls link(2), which
+    does not follow the /proc/self/fd magic link). None where unavailable."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        func = libc.linkat
+    except (ImportError, OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    func.restype = ctypes.c_int
+
+    def linkat_fd(fd, dest):
+        if func(_AT_FDCWD, ("/proc/self/fd/%d" % fd).encode(), _AT_FDCWD, os.fsencode(dest),
+                _AT_SYMLINK_FOLLOW) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), dest)
+
+    return linkat_fd
+
+
+_LINKAT_FD = _load_linkat()
+_PARTIAL_RE = re.compile(r"^\..+\.partial-(?P<host>[^-]+)-(?P<pid>\d+)$")
+
+
+class AtomicFileError(OSError):
+    pass
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def short_hostname():
+    return (socket.gethostname().split(".")[0] or "host").replace("-", "_")
+
+
+def partial_name(final_name):
+    """The hidden name of a named temporary: host and pid tell a later run whether it is stale."""
+    return ".%s%s%s-%d" % (final_name, PARTIAL_MARK, short_hostname(), os.getpid())
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class AtomicFile(object):
+    """Write a file that becomes visible under ``dir_path/name`` only on ``commit()``.
+
+    ``replace=False`` (backups, manifests, logs) refuses to overwrite an existing name;
+    ``replace=True`` (status files such as metrics) atomically replaces it.
+    """
+
+    def __init__(self, dir_path, name, mode=0o600, replace=False, use_tmpfile=True):
+        if "/" in name or name in ("", ".", ".."):
+            raise AtomicFileError(errno.EINVAL, "not a plain file name: %r" % (name,))
+        self.dir_path = dir_path
+        self.name = name
+        self.final_path = os.path.join(dir_path, name)
+        self.mode = mode
+        self.replace = replace
+        self.fd = None
+        self.temp_path = None
+        self.size = 0
+        self._open(use_tmpfile and not replace and hasattr(os, "O_TMPFILE") and _LINKAT_FD is not None
+                   and os.path.isdir("/proc/self/fd"))
+
+    def _open(self, try_tmpfile):
+        if try_tmpfile:
+            try:
+                self.fd = os.open(self.dir_path, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, self.mode)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                    raise
+        self.temp_path = os.path.join(self.dir_path, partial_name(self.name))
+        self.fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+                          | getattr(os, "O_NOFOLLOW", 0), self.mode)
+
+    def write(self, data):
+        _write_all(self.fd, data)
+        self.size += len(data)
+
+    def commit(self):
+        """fsync, publish under the final name, fsync the directory."""
+        os.fchmod(self.fd, self.mode)
+        os.fsync(self.fd)
+        try:
+            if self.temp_path is None:
+                _LINKAT_FD(self.fd, self.final_path)
+            elif self.replace:
+                os.replace(self.temp_path, self.final_path)
+                self.temp_path = None
+            else:
+                os.link(self.temp_path, self.final_path)
+                os.unlink(self.temp_path)
+                self.temp_path = None
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise AtomicFileError(errno.EEXIST, "refusing to overwrite %s: it already exists"
+                                      % self.final_path)
+            raise
+        finally:
+            self._close()
+        fsync_dir(self.dir_path)
+
+    def abort(self):
+        self._close()
+        if self.temp_path is not None:
+            try:
+                os.unlink(self.temp_path)
+            except OSError:
+                pass
+            self.temp_path = None
+
+    def _close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.abort()  # a no-op after a successful commit
+        return False
+
+
+def write_file_atomic(dir_path, name, data, mode=0o600, replace=False):
+    """Write ``data`` (bytes or text) to ``dir_path/name`` atomically and durably."""
+    if not isinstance(data, bytes):
+        data = data.encode("utf-8")
+    with AtomicFile(dir_path, name, mode=mode, replace=replace) as handle:
+        handle.write(data)
+        handle.commit()
+    return os.path.join(dir_path, name)
+
+
+def fsync_tree(path):
+    """fsync every file and directory below ``path`` (a directory-format archive)."""
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(root)
+
+
+def publish_directory(temp_dir, final_path):
+    """Rename a complete, synced directory to its final name (never over an existing one)."""
+    if os.path.lexists(final_path):
+        raise AtomicFileError(errno.EEXIST, "refusing to overwrite %s: it already exists" % final_path)
+    fsync_tree(temp_dir)
+    os.rename(temp_dir, final_path)
+    fsync_dir(os.path.dirname(final_path) or ".")
+
+
+def ensure_private_dir(path, mode=0o700):
+    """Make sure ``path`` is a usable directory; create it (and parents) with ``mode`` if missing.
+
+    Returns True when it was created. Raises AtomicFileError naming the problem otherwise.
+    """
+    created = False
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise AtomicFileError(errno.ENOTDIR, "%s exists and is not a directory" % path)
+    if not os.path.exists(path):
+        try:
+            os.makedirs(path, mode)
+        except OSError as exc:
+            raise AtomicFileError(exc.errno, "cannot create directory %s: %s" % (path, exc.strerror))
+        os.chmod(path, mode)
+        created = True
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise AtomicFileError(errno.EACCES, "directory %s is not writable by this user (uid %d)"
+                              % (path, os.geteuid()))
+    return created
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def remove_stale_partials(dir_path):
+    """Remove named temporaries left by a writer on this host that no longer runs.
+
+    Only entries that carry our partial mark, our host name and a dead pid are touched.
+    """
+    removed = []
+    host = short_hostname()
+    try:
+        entries = os.listdir(dir_path)
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL_RE.match(entry)
+        if not match or match.group("host") != host or _pid_alive(int(match.group("pid"))):
+            continue
+        path = os.path.join(dir_path, entry)
+        st = os.lstat(path)
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+        removed.append(path)
+    return removed

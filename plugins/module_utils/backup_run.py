@@ -1,0 +1,372 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One backup run: preflight, consistent snapshot, streamed dump, atomic publish, manifest.
+
+This is the single implementation behind the ``backup`` module and the host-side scheduled job.
+Pure Python (psycopg2 and the PostgreSQL client programs; no Ansible).
+
+Consistency: a REPEATABLE READ transaction exports its snapshot and keeps it open; pg_dump is
+started with ``--snapshot`` so it dumps exactly what that transaction sees, and the row counts
+recorded in the manifest are taken in the same transaction, concurrently with the dump.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+import shutil
+import socket
+import threading
+import time
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import naming
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_catalog
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.run_log import RunLog
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import (
+    COLLECTION_NAME, COLLECTION_VERSION)
+
+# How big the dump will be, as a share of the dumped tables' on-disk size (heap + TOAST, no
+# indexes). A plain dump of the lift_simulator fixture is about 0.6 of it; compressed dumps far
+# less. Deliberately generous: the check exists to refuse hopeless runs, not to predict sizes.
+_SIZE_FACTOR_UNCOMPRESSED = 1.0
+_SIZE_FACTOR_COMPRESSED = 0.35
+
+
+class BackupError(Exception):
+    """A backup failed. The message names the problem; ``stderr`` is the failing program's tail."""
+
+    def __init__(self, message, stderr=""):
+        Exception.__init__(self, message)
+        self.stderr = stderr
+        self.log_path = None
+
+
+class BackupRequest(object):
+    def __init__(self, connection, dest_dir, fmt="plain", compression=None, compression_level=None,
+                 jobs=None, name_template=naming.DEFAULT_NAME_TEMPLATE, timezone="utc", bin_dir=None,
+                 check_free_space=True, lock_wait_timeout=None, log_dir=None):
+        self.connection = connection
+        self.dest_dir = os.path.abspath(dest_dir)
+        self.format = fmt
+        # Plain dumps are uncompressed unless asked (the strategy's .sql); archives use pg_dump's
+        # own default, gzip.
+        self.compression = compression or ("none" if fmt == "plain" else "gzip")
+        self.compression_level = compression_level
+        self.jobs = jobs
+        self.name_template = name_template or naming.DEFAULT_NAME_TEMPLATE
+        self.timezone = timezone
+        self.bin_dir = bin_dir
+        self.check_free_space = check_free_space
+        self.lock_wait_timeout = lock_wait_timeout
+        self.log_dir = os.path.abspath(log_dir) if log_dir else None
+
+    def validate(self):
+        if self.format not in naming.FORMATS:
+            raise BackupError("format must be one of %s" % ", ".join(naming.FORMATS))
+        if self.compression not in naming.COMPRESSIONS:
+            raise BackupError("compression must be one of %s" % ", ".join(naming.COMPRESSIONS))
+        if self.jobs is not None and self.jobs < 1:
+            raise BackupError("jobs must be 1 or more")
+        if self.jobs and self.jobs > 1 and self.format != "directory":
+            raise BackupError("jobs > 1 needs format directory (pg_dump dumps in parallel only there)")
+        try:
+            self.compression_level = dump_pipeline.compression_level(self.compression, self.compression_level)
+        except dump_pipeline.DumpError as exc:
+            raise BackupError(str(exc))
+
+
+def plan_name(request, when=None):
+    """The backup's file name and stem for this run."""
+    when = when or naming.now(request.timezone)
+    suffix = naming.backup_suffix(request.format, request.compression)
+    try:
+        name = naming.render_name(request.name_template, request.connection.database, when,
+                                  host=socket.gethostname(), suffix=suffix)
+    except naming.NamingError as exc:
+        raise BackupError(str(exc))
+    stem = name[:-len(suffix)] if suffix else name
+    return name, stem
+
+
+def estimate_dump_bytes(tables, fmt, compression):
+    table_bytes = sum(t.table_bytes for t in tables)
+    compressed = compression != "none"
+    return int(table_bytes * (_SIZE_FACTOR_COMPRESSED if compressed else _SIZE_FACTOR_UNCOMPRESSED))
+
+
+def _human(num):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(num) < 1024 or unit == "TiB":
+            return "%.1f %s" % (num, unit) if unit != "B" else "%d B" % num
+        num /= 1024.0
+    return str(num)
+
+
+class _Counter(threading.Thread):
+    """Counts rows in the snapshot transaction while pg_dump runs."""
+
+    def __init__(self, conn, tables):
+        threading.Thread.__init__(self, name="row-counts")
+        self.daemon = True
+        self.conn = conn
+        self.tables = tables
+        self.counts = None
+        self.error = None
+
+    def run(self):
+        try:
+            with self.conn.cursor() as cur:
+                self.counts = pg_catalog.row_counts(cur, self.tables)
+        except Exception as exc:  # reported by the main thread
+            self.error = exc
+
+
+def run_backup(request, check_mode=False, progress=None, log=None):
+    """Run one backup; return a result dict. Raises BackupError; leaves nothing half-made."""
+    params = request.connection
+    log = log if log is not None else RunLog(scrub=params.scrub)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    started_clock = time.monotonic()
+    request.validate()
+    name, stem = plan_name(request)
+    path = os.path.join(request.dest_dir, name)
+    result = dict(path=path, manifest_path=manifest_mod.manifest_path_for(path), name=name, stem=stem,
+                  format=request.format, compression=request.compression,
+                  compression_level=request.compression_level, database=params.database,
+                  log_path=None)
+    log.add("backup of database %s to %s (format %s, compression %s) started"
+            % (pg_connection.quote_for_message(params.database), path, request.format, request.compression))
+    if check_mode:
+        result.update(_preflight_check_mode(request))
+        return result
+
+    conn = None
+    try:
+        result["dest_dir_created"] = _prepare_dest_dir(request.dest_dir)
+        result["removed_partials"] = atomic_files.remove_stale_partials(request.dest_dir)
+        for leftover in result["removed_partials"]:
+            log.add("removed an incomplete leftover of an interrupted run: %s" % leftover)
+        if os.path.lexists(path):
+            raise BackupError("refusing to overwrite %s: it already exists" % path)
+
+        try:
+            conn = pg_connection.connect(params, autocommit=False)
+        except pg_connection.PgError as exc:
+            raise BackupError(str(exc))
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True, deferrable=False)
+        with conn.cursor() as cur:
+            version_num, version_text = pg_catalog.server_version(cur)
+            cur.execute("SELECT pg_export_snapshot()")
+            snapshot = cur.fetchone()[0]
+            tables = pg_catalog.dumped_tables(cur)
+        server_major = pg_connection.server_major(version_num)
+        try:
+            pg_dump, dump_major, dump_version = pg_connection.find_client_binary(
+                "pg_dump", request.bin_dir, min_major=server_major)
+        except pg_connection.PgError as exc:
+            raise BackupError(str(exc))
+        result.update(server_version=version_text, pg_dump_version=dump_version, pg_dump_path=pg_dump)
+        log.add("server %s, %s %s, %d tables, snapshot %s" % (version_text, pg_dump, dump_version,
+                                                              len(tables), snapshot))
+
+        estimate = estimate_dump_bytes(tables, request.format, request.compression)
+        free = atomic_files.free_bytes(request.dest_dir)
+        result["estimated_bytes"] = estimate
+        if request.check_free_space and estimate > free:
+            raise BackupError("not enough free space in %s: %s free, the dump needs about %s "
+                              "(estimated from the tables' size; set check_free_space: false to try anyway)"
+                              % (request.dest_dir, _human(free), _human(estimate)))
+
+        counter = _Counter(conn, tables)
+
+        def counts_done():
+            # Called before the backup is published: a backup without its row counts is not made.
+            counter.join()
+            if counter.error is not None:
+                raise BackupError("counting rows in the dump's snapshot failed: %s" % params.scrub(counter.error))
+
+        counter.start()
+        try:
+            stream = _dump(request, pg_dump, dump_major, snapshot, name, path, progress, counts_done)
+        finally:
+            if counter.is_alive():
+                conn.cancel()  # the dump failed: do not wait for the counts
+                counter.join()
+        with conn.cursor() as cur:
+            flyway = pg_catalog.flyway_state(cur)
+        conn.rollback()
+    except BackupError as exc:
+        _finish_log(request, log, stem, result, "FAILED: %s" % exc, getattr(exc, "stderr", ""))
+        exc.log_path = result["log_path"]
+        raise
+    except Exception as exc:
+        message = params.scrub(exc)
+        stderr = getattr(exc, "stderr", "")
+        if isinstance(exc, dump_pipeline.DumpError):
+            message = "the dump failed: %s" % message
+        elif isinstance(exc, OSError):
+            message = "the backup failed: %s" % message
+        else:
+            message = "the backup failed unexpectedly: %s: %s" % (type(exc).__name__, message)
+        _finish_log(request, log, stem, result, "FAILED: %s" % message, stderr)
+        error = BackupError(message, pg_connection.stderr_tail(stderr, params))
+        error.log_path = result["log_path"]
+        raise error
+    finally:
+        if conn is not None:
+            conn.close()
+
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    duration = round(time.monotonic() - started_clock, 3)
+    primary_flyway = flyway[0] if flyway else None
+    manifest = manifest_mod.build_manifest(
+        backup_name=name,
+        database=params.database,
+        host=socket.getfqdn(),
+        server={"host": params.host or "local socket", "port": params.login_port,
+                "version": result["server_version"], "version_num": version_num},
+        pg_dump_version=result["pg_dump_version"],
+        format=request.format,
+        compression=request.compression,
+        compression_level=request.compression_level,
+        started_at=manifest_mod.utc_iso(started),
+        finished_at=manifest_mod.utc_iso(finished),
+        duration_s=duration,
+        size_bytes=stream.size,
+        sha256=stream.sha256,
+        sha256_scope="file" if request.format != "directory" else "directory listing",
+        files=stream.files,
+        row_counts=counter.counts,
+        flyway_version=primary_flyway["version"] if primary_flyway else None,
+        flyway=flyway,
+        snapshot=snapshot,
+        collection=COLLECTION_NAME,
+        collection_version=COLLECTION_VERSION,
+    )
+    try:
+        atomic_files.write_file_atomic(request.dest_dir, os.path.basename(result["manifest_path"]),
+                                       manifest_mod.dumps(manifest))
+    except OSError as exc:
+        # The backup itself is complete and synced; without its manifest it is not "good" for
+        # retention, so say so rather than pretend success.
+        message = "the backup %s was written but its manifest could not be: %s" % (path, exc)
+        _finish_log(request, log, stem, result, "FAILED: %s" % message, "")
+        raise BackupError(message)
+    result.update(size_bytes=stream.size, sha256=stream.sha256, duration_s=duration,
+                  row_counts=counter.counts, flyway_version=manifest["flyway_version"],
+                  started_at=manifest["started_at"], finished_at=manifest["finished_at"],
+                  dump_duration_s=round(stream.duration_s, 3))
+    _finish_log(request, log, stem, result,
+                "SUCCESS: %s, %d bytes, sha256 %s, %.1f s, %d tables, %d rows"
+                % (path, stream.size, stream.sha256, duration, len(counter.counts),
+                   sum(counter.counts.values())), "")
+    return result
+
+
+def _prepare_dest_dir(dest_dir):
+    try:
+        return atomic_files.ensure_private_dir(dest_dir)
+    except atomic_files.AtomicFileError as exc:
+        raise BackupError("dest_dir: %s" % exc.strerror)
+
+
+def _preflight_check_mode(request):
+    """What check mode can say without writing: whether dest_dir is usable or creatable."""
+    dest = request.dest_dir
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise BackupError("dest_dir: %s exists and is not a directory" % dest)
+    if os.path.isdir(dest) and not os.access(dest, os.W_OK | os.X_OK):
+        raise BackupError("dest_dir: directory %s is not writable by this user (uid %d)" % (dest, os.geteuid()))
+    return dict(dest_dir_created=not os.path.isdir(dest))
+
+
+class _DirectoryStream(object):
+    def __init__(self, size, sha256, files, duration_s):
+        self.size = size
+        self.sha256 = sha256
+        self.files = files
+        self.duration_s = duration_s
+
+
+def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_publish):
+    """Run pg_dump (and the compressor) into the backup's final name; nothing partial remains."""
+    params = request.connection
+    try:
+        compress = dump_pipeline.archive_compress_option(request.format, request.compression,
+                                                         request.compression_level, dump_major)
+    except dump_pipeline.DumpError as exc:
+        raise BackupError(str(exc))
+    with pg_connection.ClientEnvironment(params) as env:
+        if request.format == "directory":
+            return _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish)
+        commands = [dump_pipeline.pg_dump_argv(pg_dump, request.format, snapshot=snapshot, compress=compress,
+                                               lock_wait_timeout=request.lock_wait_timeout)]
+        if request.format == "plain" and request.compression != "none":
+            try:
+                commands.append(dump_pipeline.compressor_argv(request.compression, request.compression_level))
+            except dump_pipeline.DumpError as exc:
+                raise BackupError(str(exc))
+        target = atomic_files.AtomicFile(request.dest_dir, name, mode=0o600)
+        with target:
+            try:
+                stream = dump_pipeline.Pipeline(commands, env=env, progress=progress).run(target)
+            except dump_pipeline.DumpError as exc:
+                raise BackupError("the dump failed: %s" % exc, pg_connection.stderr_tail(exc.stderr, params))
+            if stream.size == 0:
+                raise BackupError("pg_dump produced no output")
+            before_publish()
+            try:
+                target.commit()
+            except OSError as exc:
+                raise BackupError("cannot publish the backup %s: %s" % (path, exc.strerror or exc))
+        stream.files = None
+        return stream
+
+
+def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish):
+    params = request.connection
+    temp_dir = os.path.join(request.dest_dir, atomic_files.partial_name(name))
+    argv = dump_pipeline.pg_dump_argv(pg_dump, "directory", snapshot=snapshot, compress=compress,
+                                      jobs=request.jobs, file_path=temp_dir,
+                                      lock_wait_timeout=request.lock_wait_timeout)
+    started = time.monotonic()
+    try:
+        dump_pipeline.run_to_directory(argv, env=env)
+        os.chmod(temp_dir, 0o700)
+        for root, _dirs, files in os.walk(temp_dir):
+            for entry in files:
+                os.chmod(os.path.join(root, entry), 0o600)
+        # pg_dump writes the files itself, so the digests need a pass over them afterwards.
+        files, size, digest = dump_pipeline.hash_directory(temp_dir)
+        before_publish()
+        atomic_files.publish_directory(temp_dir, path)
+    except dump_pipeline.DumpError as exc:
+        _discard(temp_dir)
+        raise BackupError("the dump failed: %s" % exc, pg_connection.stderr_tail(exc.stderr, params))
+    except BaseException:
+        _discard(temp_dir)
+        raise
+    return _DirectoryStream(size, digest, files, time.monotonic() - started)
+
+
+def _discard(path):
+    if path and os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _finish_log(request, log, stem, result, outcome, stderr):
+    log.add(outcome)
+    if stderr:
+        log.add("stderr (last lines):\n%s" % pg_connection.stderr_tail(stderr, request.connection))
+    if request.log_dir:
+        try:
+            result["log_path"] = log.write(request.log_dir, stem)
+        except OSError as exc:
+            result["log_error"] = "cannot write the run log in %s: %s" % (request.log_dir, exc)

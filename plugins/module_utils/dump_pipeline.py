@@ -1,0 +1,320 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pg_dump command lines and the streaming pipeline that compresses and hashes while it writes.
+
+Command lines are argv lists described by small argument formats (in the manner of
+community.general's CmdRunner) so each can be unit-tested without running anything.
+Pure Python, shared by the modules and the host-side job.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+# Levels each compressor accepts, and the default we use (zstd 3 and lz4 1 are the tools'
+# own defaults; gzip 6 likewise).
+COMPRESSION_LEVELS = {
+    "gzip": (1, 9, 6),
+    "zstd": (1, 19, 3),
+    "lz4": (1, 12, 1),
+}
+CHUNK = 1024 * 1024
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+class DumpError(Exception):
+    """A dump failed; ``stderr`` holds the tail of the failing program's stderr."""
+
+    def __init__(self, message, stderr=""):
+        Exception.__init__(self, message)
+        self.stderr = stderr
+
+
+def compression_level(compression, level):
+    """Validate and default a compression level; None for no compression."""
+    if compression == "none":
+        if level is not None:
+            raise DumpError("compression_level is set but compression is none")
+        return None
+    low, high, default = COMPRESSION_LEVELS[compression]
+    if level is None:
+        return default
+    if not low <= int(level) <= high:
+        raise DumpError("compression_level %s is out of range for %s (%d-%d)" % (level, compression, low, high))
+    return int(level)
+
+
+# --- argument formats -------------------------------------------------------------------------
+
+def fmt_opt(option):
+    """``--option=value`` for a set value, nothing for None."""
+    return lambda value: [] if value is None else ["%s=%s" % (option, value)]
+
+
+def fmt_bool(option):
+    return lambda value: [option] if value else []
+
+
+_PG_DUMP_FORMATS = {"plain": "p", "custom": "c", "directory": "d"}
+
+PG_DUMP_ARGS = (
+    ("format", lambda value: ["--format=%s" % _PG_DUMP_FORMATS[value]]),
+    ("no_password", fmt_bool("--no-password")),
+    ("snapshot", fmt_opt("--snapshot")),
+    ("jobs", lambda value: ["--jobs=%d" % value] if value and value > 1 else []),
+    ("compress", fmt_opt("--compress")),
+    ("lock_wait_timeout", fmt_opt("--lock-wait-timeout")),
+    ("file", fmt_opt("--file")),
+    ("extra", lambda value: list(value or [])),
+)
+
+
+def build_argv(program, formats, values):
+    argv = [program]
+    for name, formatter in formats:
+        argv.extend(formatter(values.get(name)))
+    return argv
+
+
+def archive_compress_option(fmt, compression, level, pg_dump_major):
+    """pg_dump's own --compress value for custom/directory archives (None for plain).
+
+    pg_dump 15 knows gzip levels only; lz4 and zstd inside archives need pg_dump 16 or later.
+    """
+    if fmt == "plain":
+        return None
+    if compression == "none":
+        return "0"
+    if compression == "gzip":
+        return str(level) if pg_dump_major < 16 else "gzip:%d" % level
+    if pg_dump_major < 16:
+        raise DumpError("pg_dump %d cannot write %s-compressed %s archives (pg_dump 16 or later can); "
+                        "use format plain with compression %s, or compression gzip"
+                        % (pg_dump_major, compression, fmt, compression))
+    return "%s:%d" % (compression, level)
+
+
+def pg_dump_argv(pg_dump, fmt, snapshot=None, compress=None, jobs=None, file_path=None,
+                 lock_wait_timeout=None, extra=None):
+    """pg_dump's argv. The database and connection come from the environment (PGDATABASE...)."""
+    return build_argv(pg_dump, PG_DUMP_ARGS, dict(
+        format=fmt, no_password=True, snapshot=snapshot, compress=compress, jobs=jobs,
+        file=file_path, lock_wait_timeout=lock_wait_timeout, extra=extra))
+
+
+def compressor_argv(compression, level, which=shutil.which):
+    """argv of the external compressor for a plain dump stream (stdin to stdout)."""
+    if compression == "gzip":
+        program = which("pigz") or which("gzip")
+        name = "pigz or gzip"
+        argv = [program, "-c", "-n", "-%d" % level]
+    elif compression == "zstd":
+        program = which("zstd")
+        name = "zstd"
+        argv = [program, "-q", "-c", "-T0", "-%d" % level]
+    elif compression == "lz4":
+        program = which("lz4")
+        name = "lz4"
+        argv = [program, "-q", "-c", "-%d" % level]
+    else:
+        raise DumpError("unknown compression %r" % (compression,))
+    if not program:
+        raise DumpError("compression %s needs %s on the database host (Debian: apt-get install %s)"
+                        % (compression, name, "pigz" if compression == "gzip" else compression))
+    return argv
+
+
+def decompressor_argv(compression, which=shutil.which):
+    """argv that decompresses a stream (stdin to stdout), for verification and restore."""
+    return {
+        "gzip": [which("pigz") or which("gzip") or "gzip", "-d", "-c"],
+        "zstd": [which("zstd") or "zstd", "-q", "-d", "-c"],
+        "lz4": [which("lz4") or "lz4", "-q", "-d", "-c"],
+    }[compression]
+
+
+# --- the streaming pipeline -------------------------------------------------------------------
+
+def _grow_pipe(fd):
+    try:
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, CHUNK)
+    except OSError:
+        pass  # a smaller pipe only costs a few more system calls
+
+
+class StreamResult(object):
+    def __init__(self, size, sha256, duration_s):
+        self.size = size
+        self.sha256 = sha256
+        self.duration_s = duration_s
+
+
+class Pipeline(object):
+    """Run ``commands`` connected stdout to stdin, the last one feeding ``sink``.
+
+    ``sink.write(bytes)`` receives the final stream; the sha256 of that stream is computed as it
+    passes. On any failure every process is killed and reaped, and DumpError is raised with the
+    stderr of the first program that failed (a program killed by SIGPIPE because a later one
+    failed is not the cause).
+    """
+
+    def __init__(self, commands, env=None, progress=None, progress_interval=1.0):
+        self.commands = commands
+        self.env = env
+        self.progress = progress
+        self.progress_interval = progress_interval
+        self.procs = []
+        self.stderr_files = []
+
+    def _start(self):
+        previous = None
+        for argv in self.commands:
+            err = tempfile.TemporaryFile()
+            self.stderr_files.append(err)
+            try:
+                proc = subprocess.Popen(argv, stdin=previous if previous is not None else subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=err, env=self.env, close_fds=True,
+                                        bufsize=0)
+            except OSError as exc:
+                raise DumpError("cannot start %s: %s" % (argv[0], exc.strerror))
+            if previous is not None:
+                previous.close()  # the child holds it now; we must not keep the pipe open
+            previous = proc.stdout
+            _grow_pipe(proc.stdout.fileno())
+            self.procs.append(proc)
+        return previous
+
+    def run(self, sink):
+        started = time.monotonic()
+        digest = hashlib.sha256()
+        size = 0
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        next_report = started + self.progress_interval
+        try:
+            source = self._start()
+            while True:
+                count = source.readinto(buf)
+                if not count:
+                    break
+                chunk = view[:count]
+                digest.update(chunk)
+                try:
+                    sink.write(chunk)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise DumpError("no space left on the device after writing %d bytes (%s)"
+                                        % (size, os.strerror(exc.errno)))
+                    raise DumpError("cannot write the backup: %s" % exc.strerror)
+                size += count
+                if self.progress is not None and time.monotonic() >= next_report:
+                    self.progress(size, time.monotonic() - started)
+                    next_report = time.monotonic() + self.progress_interval
+            source.close()
+            self._wait_all()
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            for err in self.stderr_files:
+                err.close()
+        if self.progress is not None:
+            self.progress(size, time.monotonic() - started)
+        return StreamResult(size, digest.hexdigest(), time.monotonic() - started)
+
+    def _wait_all(self):
+        codes = [proc.wait() for proc in self.procs]
+        failed = [i for i, code in enumerate(codes) if code != 0]
+        if not failed:
+            return
+        # The root cause is the first program that failed other than by SIGPIPE.
+        cause = next((i for i in failed if codes[i] != -signal.SIGPIPE), failed[0])
+        raise DumpError(describe_exit(self.commands[cause][0], codes[cause]), read_tail(self.stderr_files[cause]))
+
+    def kill(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    proc.kill()
+                except OSError:
+                    pass
+        for proc in self.procs:
+            try:
+                if proc.stdout is not None:
+                    proc.stdout.close()
+            except OSError:
+                pass
+            proc.wait()
+
+
+def describe_exit(program, code):
+    name = os.path.basename(program)
+    if code < 0:
+        try:
+            signame = signal.Signals(-code).name
+        except ValueError:
+            signame = "signal %d" % -code
+        return "%s was killed by %s" % (name, signame)
+    return "%s failed with exit code %d" % (name, code)
+
+
+def read_tail(handle, limit=8192):
+    try:
+        handle.seek(0, os.SEEK_END)
+        end = handle.tell()
+        handle.seek(max(0, end - limit))
+        return handle.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return ""
+
+
+def run_to_directory(argv, env=None):
+    """Run pg_dump writing a directory archive itself (no stream to hash). Raises DumpError."""
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err, env=env, close_fds=True)
+        except OSError as exc:
+            raise DumpError("cannot start %s: %s" % (argv[0], exc.strerror))
+        try:
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if code != 0:
+            raise DumpError(describe_exit(argv[0], code), read_tail(err))
+
+
+def hash_directory(path):
+    """sha256 of each file of a directory archive, and one sha256 over the sorted list.
+
+    The combined digest is that of the text ``sha256sum`` prints for the sorted files
+    (``<hex>  <relative path>\\n`` lines), so it can be checked with standard tools.
+    """
+    files = {}
+    total = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, path)
+            digest = hashlib.sha256()
+            with open(full, "rb") as handle:
+                for block in iter(lambda: handle.read(CHUNK), b""):
+                    digest.update(block)
+            size = os.path.getsize(full)
+            files[rel] = {"size_bytes": size, "sha256": digest.hexdigest()}
+            total += size
+    listing = "".join("%s  %s\n" % (files[rel]["sha256"], rel) for rel in sorted(files))
+    return files, total, hashlib.sha256(listing.encode("utf-8")).hexdigest()

@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup file names: rendering the template, suffixes, and recognising backups by name.
+
+Pure Python, shared by the modules and the host-side job.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import re
+
+DEFAULT_NAME_TEMPLATE = "{database}_backup_%Y%m%d_%H%M%S"
+MANIFEST_SUFFIX = ".manifest.json"
+FORMATS = ("plain", "custom", "directory")
+COMPRESSIONS = ("none", "gzip", "zstd", "lz4")
+
+# Plain dumps are compressed in our pipeline, so the suffix says how; custom and directory
+# archives compress inside the archive and pg_restore reads them as they are.
+_PLAIN_SUFFIXES = {"none": ".sql", "gzip": ".sql.gz", "zstd": ".sql.zst", "lz4": ".sql.lz4"}
+_ARCHIVE_SUFFIXES = {"custom": ".dump", "directory": ""}
+
+# Names this collection writes (default template) and names of the earlier processes.
+_OUR_NAME_RE = re.compile(
+    r"^(?P<stem>(?P<prefix>.+)_backup_(?P<ts>\d{8}_\d{6}))"
+    r"(?P<suffix>\.sql|\.sql\.gz|\.sql\.zst|\.sql\.lz4|\.dump|)$")
+_LEGACY_CUSTOM_RE = re.compile(
+    r"^(?P<stem>(?P<prefix>.+)_backup_(?P<ts>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}))(?P<suffix>\.backup)$")
+
+
+class NamingError(ValueError):
+    pass
+
+
+def backup_suffix(fmt, compression):
+    """The file suffix for a format and compression ('' for a directory archive)."""
+    if fmt == "plain":
+        return _PLAIN_SUFFIXES[compression]
+    if fmt in _ARCHIVE_SUFFIXES:
+        return _ARCHIVE_SUFFIXES[fmt]
+    raise NamingError("unknown format %r" % (fmt,))
+
+
+def safe_component(text):
+    """Make a text usable inside a file name: letters, digits, '.', '_' and '-' only."""
+    cleaned = "".join(ch if (ch.isalnum() or ch in "._-") else "_" for ch in str(text))
+    cleaned = cleaned.lstrip(".")
+    return cleaned or "_"
+
+
+def render_name(template, database, when, host="localhost", suffix=""):
+    """Render a backup name.
+
+    ``template`` takes strftime codes (``%Y%m%d_%H%M%S``) and the placeholders ``{database}``
+    and ``{host}``, which are made file-name safe first. ``when`` is the datetime whose codes are
+    used (the caller decides UTC or local time). The result must be one plain path component.
+    """
+    if not template or "/" in template or "\x00" in template:
+        raise NamingError("name_template must be a non-empty file name without '/': %r" % (template,))
+    text = template.replace("{database}", safe_component(database).replace("%", "%%"))
+    text = text.replace("{host}", safe_component(host).replace("%", "%%"))
+    try:
+        name = when.strftime(text) + suffix
+    except ValueError as exc:
+        raise NamingError("name_template %r is not a valid strftime pattern: %s" % (template, exc))
+    if name in (".", "..") or name.startswith(".") or "/" in name or "\x00" in name or "\n" in name:
+        raise NamingError("name_template %r renders the unsafe file name %r" % (template, name))
+    if len(name.encode("utf-8")) + len(MANIFEST_SUFFIX) > 255:
+        raise NamingError("name_template %r renders a file name that is too long" % (template,))
+    return name
+
+
+def manifest_name(backup_name):
+    return backup_name + MANIFEST_SUFFIX
+
+
+def now(timezone_name="utc"):
+    """The current time for names: UTC (default) or the host's local time."""
+    if timezone_name == "local":
+        return datetime.datetime.now()
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class BackupName(object):
+    """What a file name tells: whether it is a backup, whose, when, and in which format."""
+
+    def __init__(self, name, stem, prefix, timestamp, suffix, legacy):
+        self.name = name
+        self.stem = stem
+        self.prefix = prefix
+        self.timestamp = timestamp
+        self.suffix = suffix
+        self.legacy = legacy
+
+    @property
+    def format(self):
+        if self.suffix in (".dump", ".backup"):
+            return "custom"
+        if self.suffix == "":
+            return "directory"
+        return "plain"
+
+    @property
+    def compression(self):
+        for compression, suffix in _PLAIN_SUFFIXES.items():
+            if self.suffix == suffix:
+                return compression
+        return None
+
+
+def parse_backup_name(name):
+    """Recognise a backup by its name, or return None for a file that is not a backup.
+
+    Plain ``.sql`` names are the same for this collection and the earlier plain-SQL process;
+    the manifest tells them apart. ``..._YYYY-MM-DD_HH-mm-ss.backup`` is the earlier custom one.
+    """
+    for pattern, stamp_format, legacy in ((_OUR_NAME_RE, "%Y%m%d_%H%M%S", False),
+                                          (_LEGACY_CUSTOM_RE, "%Y-%m-%d_%H-%M-%S", True)):
+        match = pattern.match(name)
+        if match:
+            break
+    else:
+        return None
+    try:
+        stamp = datetime.datetime.strptime(match.group("ts"), stamp_format)
+    except ValueError:
+        return None
+    return BackupName(name, match.group("stem"), match.group("prefix"), stamp,
+                      match.group("suffix"), legacy)

@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connecting to PostgreSQL and running its client programs without leaking secrets.
+
+Pure Python (no Ansible imports): the modules and the host-side scheduled job share it.
+
+Secrets policy: the password is handed to libpq programs through a temporary passfile
+(mode 0600, in a private 0700 directory, removed afterwards) and to psycopg2 as a keyword
+argument; it never appears in argv, in the environment of a child process, or in a message.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+try:
+    import psycopg2
+    import psycopg2.extensions
+    from psycopg2 import sql as pg_sql
+
+    HAS_PSYCOPG2 = True
+    PSYCOPG2_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the host
+    psycopg2 = None
+    pg_sql = None
+    HAS_PSYCOPG2 = False
+    PSYCOPG2_IMPORT_ERROR = exc
+
+
+class PgError(Exception):
+    """An error whose message is safe to show to an operator (no secrets)."""
+
+
+class ConnectionParams(object):
+    """Where and as whom to connect. ``database`` is the database to work on."""
+
+    def __init__(self, database, login_host=None, login_port=5432, login_user=None,
+                 login_password=None, login_unix_socket=None, ssl_mode="prefer",
+                 ca_cert=None, connect_timeout=10):
+        self.database = database
+        self.login_host = login_host or None
+        self.login_port = int(login_port or 5432)
+        self.login_user = login_user or None
+        self.login_password = login_password or None
+        self.login_unix_socket = login_unix_socket or None
+        self.ssl_mode = ssl_mode or "prefer"
+        self.ca_cert = ca_cert or None
+        self.connect_timeout = int(connect_timeout or 10)
+
+    def with_database(self, database):
+        clone = ConnectionParams(database)
+        clone.__dict__.update(dict(self.__dict__, database=database))
+        return clone
+
+    @property
+    def host(self):
+        """The libpq host: a socket directory or a host name (None: libpq's default socket)."""
+        return self.login_unix_socket or self.login_host
+
+    def describe(self):
+        """Where we connect, for messages (never includes the password)."""
+        where = self.host or "the default local socket"
+        return "%s port %s as %s" % (where, self.login_port, self.login_user or "the current OS user")
+
+    def scrub(self, text):
+        """Remove the password from a text that is about to be shown, whatever its origin."""
+        text = "" if text is None else str(text)
+        if self.login_password:
+            text = text.replace(self.login_password, "********")
+        return text
+
+
+def escape_passfile_field(value):
+    """Escape a value for a libpq passfile field (backslash and colon are special)."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+class ClientEnvironment(object):
+    """Context manager giving the environment for libpq client programs (pg_dump, psql...).
+
+    The password goes into a passfile in a private temporary directory that is removed on exit.
+    The database name goes into PGDATABASE, never argv: pg_dump treats a --dbname value that
+    contains '=' as a connection string, which a hostile database name could abuse.
+    """
+
+    def __init__(self, params, base_env=None):
+        self.params = params
+        self.base_env = dict(os.environ if base_env is None else base_env)
+        self._tmpdir = None
+        self.env = None
+
+    def __enter__(self):
+        env = dict(self.base_env)
+        for name in ("PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGSERVICEFILE", "PGOPTIONS"):
+            env.pop(name, None)
+        params = self.params
+        if params.host:
+            env["PGHOST"] = params.host
+        else:
+            env.pop("PGHOST", None)
+        env["PGPORT"] = str(params.login_port)
+        if params.login_user:
+            env["PGUSER"] = params.login_user
+        else:
+            env.pop("PGUSER", None)
+        env["PGDATABASE"] = params.database
+        env["PGSSLMODE"] = params.ssl_mode
+        if params.ca_cert:
+            env["PGSSLROOTCERT"] = params.ca_cert
+        env["PGCONNECT_TIMEOUT"] = str(params.connect_timeout)
+        env["PGAPPNAME"] = "lift_simulator.postgresql"
+        # Messages we parse must not be translated.
+        env["LC_MESSAGES"] = "C"
+        if params.login_password:
+            self._tmpdir = tempfile.mkdtemp(prefix="lift-pg-")
+            os.chmod(self._tmpdir, 0o700)
+            passfile = os.path.join(self._tmpdir, "pgpass")
+            fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write("*:*:*:*:%s\n" % escape_passfile_field(params.login_password))
+            env["PGPASSFILE"] = passfile
+        else:
+            # Never pick up a passfile the operator did not ask for, except the user's own ~/.pgpass,
+            # which libpq reads by default (the read-only backup role authenticates that way).
+            env.pop("PGPASSFILE", None)
+        self.env = env
+        return env
+
+    def __exit__(self, *exc_info):
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+        return False
+
+
+def connect(params, autocommit=True):
+    """Open a psycopg2 connection; raise PgError with a clear, secret-free message on failure."""
+    if not HAS_PSYCOPG2:
+        raise PgError("the Python library psycopg2 is required on the database host "
+                      "(Debian: apt-get install python3-psycopg2): %s" % PSYCOPG2_IMPORT_ERROR)
+    kwargs = dict(dbname=params.database, port=params.login_port, sslmode=params.ssl_mode,
+                  connect_timeout=params.connect_timeout,
+                  application_name="lift_simulator.postgresql")
+    if params.host:
+        kwargs["host"] = params.host
+    if params.login_user:
+        kwargs["user"] = params.login_user
+    if params.login_password:
+        kwargs["password"] = params.login_password
+    if params.ca_cert:
+        kwargs["sslrootcert"] = params.ca_cert
+    try:
+        conn = psycopg2.connect(**kwargs)
+    except psycopg2.Error as exc:
+        raise PgError(explain_connection_error(params, exc))
+    conn.autocommit = autocommit
+    return conn
+
+
+def explain_connection_error(params, exc):
+    """Turn a libpq connection error into a message that names the problem."""
+    raw = params.scrub(str(exc)).strip()
+    low = raw.lower()
+    where = params.describe()
+    if "password authentication failed" in low or "no password supplied" in low:
+        reason = "authentication failed (wrong or missing password for this user)"
+    elif "peer authentication failed" in low:
+        reason = "peer authentication failed (run as the matching OS user, e.g. become_user: postgres)"
+    elif re.search(r'fatal:\s+database ".*" does not exist', low):
+        reason = "database %s does not exist" % quote_for_message(params.database)
+    elif re.search(r'fatal:\s+role ".*" does not exist', low):
+        reason = "the login role does not exist"
+    elif "connection refused" in low or "no such file or directory" in low or "could not connect" in low:
+        reason = "the server is not running or not accepting connections there"
+    elif "timeout expired" in low:
+        reason = "the connection timed out"
+    elif "no pg_hba.conf entry" in low:
+        reason = "pg_hba.conf has no entry allowing this connection"
+    else:
+        reason = "connection failed"
+    return "cannot connect to database %s at %s: %s. PostgreSQL said: %s" % (
+        quote_for_message(params.database), where, reason, raw.splitlines()[0] if raw else "")
+
+
+def quote_for_message(name):
+    """Show an identifier unambiguously in a message, even with quotes or newlines in it."""
+    return '"%s"' % str(name).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+
+
+def ident(*parts):
+    """A safely quoted (possibly qualified) SQL identifier for psycopg2."""
+    return pg_sql.SQL(".").join(pg_sql.Identifier(part) for part in parts)
+
+
+_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+
+
+def parse_client_version(text):
+    """Parse `pg_dump --version` output into (major, minor, text). 9.6 style is (9, 6)."""
+    match = _VERSION_RE.search(text or "")
+    if not match:
+        raise PgError("cannot read the version from %r" % (text or "").strip())
+    major = int(match.group(1))
+    minor = int(match.group(2) or 0)
+    full = text.strip().split("(PostgreSQL)", 1)[1].strip()
+    return major, minor, full
+
+
+def server_major(version_num):
+    """Major version from server_version_num (150018 -> 15, 90624 -> 9)."""
+    return int(version_num) // 10000
+
+
+def client_version(binary):
+    try:
+        out = subprocess.run([binary, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             check=False, timeout=30).stdout.decode("utf-8", "replace")
+    except OSError as exc:
+        raise PgError("cannot run %s: %s" % (binary, exc))
+    return parse_client_version(out)
+
+
+def find_client_binary(name, bin_dir=None, min_major=None, search_dirs=None):
+    """Locate a PostgreSQL client program and return (path, major, version_text).
+
+    With ``bin_dir`` only that directory is used. Otherwise the newest
+    /usr/lib/postgresql/<major>/bin (Debian's layout) is preferred, then PATH. A client older
+    than ``min_major`` (the server's major version) is refused: pg_dump refuses to dump a newer
+    server, and restoring with an old client loses features.
+    """
+    candidates = []
+    if bin_dir:
+        candidates.append(os.path.join(bin_dir, name))
+    else:
+        pattern_dirs = search_dirs if search_dirs is not None else sorted(
+            glob.glob("/usr/lib/postgresql/*/bin"), key=_dir_major, reverse=True)
+        candidates.extend(os.path.join(d, name) for d in pattern_dirs)
+        on_path = shutil.which(name)
+        if on_path:
+            candidates.append(on_path)
+    found = [c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)]
+    if not found:
+        where = bin_dir or "/usr/lib/postgresql/*/bin or PATH"
+        raise PgError("%s was not found in %s; install the PostgreSQL client programs "
+                      "(Debian: postgresql-client) or set bin_dir" % (name, where))
+    best = None
+    for path in found:
+        major, _minor, text = client_version(path)
+        if best is None or major > best[1]:
+            best = (path, major, text)
+    if min_major is not None and best[1] < min_major:
+        raise PgError("%s %s (%s) is older than the server (major version %s); install the client "
+                      "programs of version %s or later (Debian: postgresql-client-%s) or set bin_dir"
+                      % (name, best[1], best[0], min_major, min_major, min_major))
+    return best
+
+
+def _dir_major(path):
+    try:
+        return int(path.rstrip("/").split("/")[-2])
+    except (ValueError, IndexError):
+        return -1
+
+
+def stderr_tail(data, params=None, lines=15, limit=4000):
+    """The last lines of a program's stderr, scrubbed of secrets, for an error message."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    text = "\n".join((data or "").strip().splitlines()[-lines:])[-limit:]
+    return params.scrub(text) if params is not None else text

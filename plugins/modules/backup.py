@@ -1,0 +1,301 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: backup
+short_description: Take a crash-safe, checksummed pg_dump backup with a manifest
+version_added: 0.1.0
+description:
+  - Runs on the database host and wraps C(pg_dump). Writes one backup of O(database) into
+    O(dest_dir) plus a sidecar manifest C(<backup>.manifest.json) (see the collection's
+    C(docs/manifest.md)).
+  - B(Consistency.) A C(REPEATABLE READ) transaction exports its snapshot; C(pg_dump --snapshot)
+    dumps exactly that snapshot, and the per-table row counts in the manifest are counted in the
+    same transaction while the dump runs, so a later verification can compare them exactly.
+  - B(Streaming.) For C(plain) and C(custom) formats the sha256 (and, for plain dumps, the
+    compression) is computed while C(pg_dump) writes, not in a second pass. C(pg_dump) 15 cannot
+    compress plain dumps with zstd or lz4, so compression runs in the pipeline (C(zstd), C(lz4),
+    C(pigz) or C(gzip) on the host). For C(directory) archives C(pg_dump) writes the files
+    itself; their digests are computed once it has finished.
+  - B(Crash safety.) The backup is written to an anonymous temporary file in O(dest_dir) (or a
+    hidden C(.<name>.partial-<host>-<pid>) where the file system lacks C(O_TMPFILE)), synced, then
+    linked to its final name, and the directory is synced. When C(pg_dump) fails or is killed, or
+    the disk fills up, no file and no temporary is left and the module fails with the tail of
+    C(pg_dump)'s stderr. Hidden temporaries of interrupted runs are removed by the next run.
+    An existing backup is never overwritten.
+  - Backup files are created with mode 0600; a missing O(dest_dir) is created with mode 0700.
+  - Before C(pg_dump) starts, the module fails clearly when O(dest_dir) is a file, is not
+    writable, or has less free space than the estimated size of the dump.
+options:
+  database:
+    description:
+      - The database to back up.
+    type: str
+    default: lift_simulator
+    aliases: [ db ]
+  dest_dir:
+    description:
+      - Directory on the database host that receives the backup and its manifest.
+    type: path
+    required: true
+  format:
+    description:
+      - V(plain) is SQL text, as the backup strategy prescribes (restored with C(psql)).
+      - V(custom) is C(pg_dump -Fc), restorable selectively and in parallel with C(pg_restore).
+      - V(directory) is C(pg_dump -Fd), dumped in parallel with O(jobs); the backup is a folder.
+    type: str
+    choices: [ plain, custom, directory ]
+    default: plain
+  compression:
+    description:
+      - Compression of the backup. For V(plain) dumps it happens in the pipeline and sets the
+        suffix (C(.sql), C(.sql.gz), C(.sql.zst), C(.sql.lz4)).
+      - For V(custom) and V(directory) archives it is C(pg_dump)'s own compression inside the
+        archive; V(zstd) and V(lz4) there need C(pg_dump) 16 or later.
+      - Defaults to V(none) for V(plain) and to V(gzip) (C(pg_dump)'s default) for archives.
+    type: str
+    choices: [ none, gzip, zstd, lz4 ]
+  compression_level:
+    description:
+      - Compression level; gzip 1-9 (default 6), zstd 1-19 (default 3), lz4 1-12 (default 1).
+    type: int
+  jobs:
+    description:
+      - Parallel C(pg_dump) jobs; only with O(format=directory).
+    type: int
+    default: 1
+  name_template:
+    description:
+      - Name of the backup without its suffix. C(strftime) codes are replaced with the start time,
+        C({database}) and C({host}) with the database name and the host's short name (made
+        file-name safe, where characters other than letters, digits, C(.), C(_) and C(-) become C(_)).
+      - The default gives C(lift_simulator_backup_YYYYMMDD_HHMMSS.sql) for the lift_simulator
+        database, the name the backup strategy prescribes.
+      - The suffix is added from O(format) and O(compression); a directory archive has none.
+    type: str
+    default: "{database}_backup_%Y%m%d_%H%M%S"
+  timezone:
+    description:
+      - Time zone of the time in the backup's name. V(utc) (default) gives names that sort
+        correctly across hosts and daylight-saving changes; V(local) uses the host's local time.
+      - Times inside the manifest are always UTC.
+    type: str
+    choices: [ utc, local ]
+    default: utc
+  bin_dir:
+    description:
+      - Directory holding C(pg_dump) (for example C(/usr/lib/postgresql/17/bin)).
+      - By default the newest C(/usr/lib/postgresql/<major>/bin) is used, then C(PATH); a
+        C(pg_dump) older than the server is refused.
+    type: path
+  check_free_space:
+    description:
+      - Refuse to start when O(dest_dir) has less free space than the estimated dump size
+        (estimated from the on-disk size of the dumped tables).
+    type: bool
+    default: true
+  lock_wait_timeout:
+    description:
+      - Passed to C(pg_dump --lock-wait-timeout) (for example V(60s)); fail instead of waiting
+        forever behind an exclusive lock.
+    type: str
+  log_dir:
+    description:
+      - When set, one log file per run, C(<backup name without suffix>.log), is written there
+        (mode 0600; the directory is created 0700), recording success or failure and why.
+    type: path
+extends_documentation_fragment:
+  - lift_simulator.postgresql.connection
+attributes:
+  check_mode:
+    description: Can run in check mode and report the path it would write.
+    support: full
+    details: Check mode renders the name and checks O(dest_dir) but does not connect or write.
+  diff_mode:
+    description: Will return details on what has changed when in diff mode.
+    support: none
+  idempotent:
+    description: Running the task twice has no further effect after the first run.
+    support: none
+    details: Every run takes a new backup under a new name.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+seealso:
+  - name: pg_dump
+    description: The PostgreSQL program this module wraps.
+    link: https://www.postgresql.org/docs/current/app-pgdump.html
+author:
+  - lift_simulator maintainers (@lift-simulator)
+"""
+
+EXAMPLES = r"""
+- name: Back up lift_simulator as the postgres OS user over the local socket (peer auth)
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.backup:
+    dest_dir: /var/backups/lift_simulator
+    log_dir: /var/backups/lift_simulator/logs
+
+- name: Back up over TCP with a password, zstd-compressed plain SQL
+  lift_simulator.postgresql.backup:
+    database: lift_simulator
+    login_host: 127.0.0.1
+    login_user: lift_admin
+    login_password: "{{ vault_lift_admin_password }}"
+    dest_dir: /var/backups/lift_simulator
+    compression: zstd
+  register: backup
+
+- name: Parallel directory-format dump with a host name in the backup's name
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.backup:
+    dest_dir: /srv/pg-backups
+    format: directory
+    jobs: 4
+    name_template: "{database}_{host}_%Y%m%d_%H%M%S"
+
+- name: Show where it went
+  ansible.builtin.debug:
+    msg: "{{ backup.path }} ({{ backup.size_bytes }} bytes, sha256 {{ backup.sha256 }})"
+"""
+
+RETURN = r"""
+path:
+  description: The backup file (or folder, for O(format=directory)).
+  returned: always
+  type: str
+  sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+manifest_path:
+  description: The manifest written beside the backup.
+  returned: always
+  type: str
+  sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.manifest.json
+size_bytes:
+  description: Size of the backup in bytes (sum of the files for a directory archive).
+  returned: success and not check mode
+  type: int
+  sample: 861235
+sha256:
+  description:
+    - sha256 of the backup file, as C(sha256sum) prints it.
+    - For a directory archive, the sha256 of the sorted C(sha256sum)-style listing of its files.
+  returned: success and not check mode
+  type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+format:
+  description: The format written.
+  returned: always
+  type: str
+  sample: plain
+compression:
+  description: The compression used.
+  returned: always
+  type: str
+  sample: zstd
+compression_level:
+  description: The compression level used (null without compression).
+  returned: always
+  type: int
+  sample: 3
+duration_s:
+  description: Wall time of the whole backup in seconds.
+  returned: success and not check mode
+  type: float
+  sample: 9.412
+row_counts:
+  description: Exact rows per table (C(schema.table)) in the snapshot that was dumped.
+  returned: success and not check mode
+  type: dict
+  sample: {"lift_simulator.lift_system": 12, "lift_simulator.lift_system_version": 60}
+server_version:
+  description: The server's version.
+  returned: success and not check mode
+  type: str
+  sample: "15.18"
+pg_dump_version:
+  description: Version of the C(pg_dump) that made the backup.
+  returned: success and not check mode
+  type: str
+  sample: 15.18 (Debian 15.18-0+deb12u1)
+pg_dump_path:
+  description: The C(pg_dump) program used.
+  returned: success and not check mode
+  type: str
+  sample: /usr/lib/postgresql/15/bin/pg_dump
+flyway_version:
+  description: Latest successful Flyway version of the application's history table, if any.
+  returned: success and not check mode
+  type: str
+  sample: "13"
+log_path:
+  description: The run's log file when O(log_dir) is set.
+  returned: always
+  type: str
+  sample: /var/backups/lift_simulator/logs/lift_simulator_backup_20261124_080001.log
+stderr_tail:
+  description: Last lines of the failing program's stderr (scrubbed of secrets).
+  returned: failure
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
+    CONNECTION_MUTUALLY_EXCLUSIVE, connection_argument_spec, connection_params)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_run import (
+    BackupError, BackupRequest, run_backup)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import (
+    COMPRESSIONS, DEFAULT_NAME_TEMPLATE, FORMATS)
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(
+        database=dict(type="str", default="lift_simulator", aliases=["db"]),
+        dest_dir=dict(type="path", required=True),
+        format=dict(type="str", default="plain", choices=list(FORMATS)),
+        compression=dict(type="str", choices=list(COMPRESSIONS)),
+        compression_level=dict(type="int"),
+        jobs=dict(type="int", default=1),
+        name_template=dict(type="str", default=DEFAULT_NAME_TEMPLATE),
+        timezone=dict(type="str", default="utc", choices=["utc", "local"]),
+        bin_dir=dict(type="path"),
+        check_free_space=dict(type="bool", default=True),
+        lock_wait_timeout=dict(type="str"),
+        log_dir=dict(type="path"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE)
+    p = module.params
+    request = BackupRequest(
+        connection=connection_params(module, p["database"]),
+        dest_dir=p["dest_dir"],
+        fmt=p["format"],
+        compression=p["compression"],
+        compression_level=p["compression_level"],
+        jobs=p["jobs"],
+        name_template=p["name_template"],
+        timezone=p["timezone"],
+        bin_dir=p["bin_dir"],
+        check_free_space=p["check_free_space"],
+        lock_wait_timeout=p["lock_wait_timeout"],
+        log_dir=p["log_dir"],
+    )
+    try:
+        result = run_backup(request, check_mode=module.check_mode)
+    except BackupError as exc:
+        module.fail_json(msg=str(exc), stderr_tail=exc.stderr or "", log_path=exc.log_path)
+    module.exit_json(changed=True, **result)
+
+
+if __name__ == "__main__":
+    main()

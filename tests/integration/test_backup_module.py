@@ -1,0 +1,367 @@
+# -*- coding: utf-8 -*-
+"""The backup module, driven through ansible-playbook against a real PostgreSQL cluster.
+
+Every backup is restored with the bare PostgreSQL tools and compared with the source: rows,
+content checksums, functions, triggers, indexes, constraints, comments, sequences, owners.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import LIFT_ADMIN_PASSWORD, SUPERUSER_PASSWORD, load_fixture, postgres_owned_dir, run_playbook
+from pgcompare import fingerprint, row_counts
+
+DECOMPRESS = {"gzip": ["gzip", "-d", "-c"], "zstd": ["zstd", "-q", "-d", "-c"], "lz4": ["lz4", "-q", "-d", "-c"]}
+
+
+def backup(cluster, dest, run_as="postgres", expect_ok=True, **options):
+    args = dict(cluster.connection_vars() if "login_host" not in options else {}, dest_dir=dest)
+    args.update(options)
+    run = run_playbook("backup_module.yml", {"backup_args": args, "run_as": run_as})
+    result = run.task("Backup")
+    if expect_ok:
+        assert run.rc == 0, "backup failed: %s\n%s" % (result and result.get("msg"), run.stderr[-3000:])
+    else:
+        assert run.rc != 0, "backup unexpectedly succeeded"
+    return result
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def restore_with_bare_tools(cluster, result, target):
+    """Restore a backup into a new database with psql / pg_restore only."""
+    cluster.psql('CREATE DATABASE "%s" OWNER lift_admin' % target)
+    path = result["path"]
+    env = cluster.env()
+    env["PGDATABASE"] = target
+    if result["format"] == "plain":
+        psql = [cluster.bin_path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"]
+        if result["compression"] == "none":
+            subprocess.run(psql + ["-f", path], env=env, check=True, stdout=subprocess.DEVNULL)
+        else:
+            unpack = subprocess.Popen(DECOMPRESS[result["compression"]] + [path], stdout=subprocess.PIPE)
+            subprocess.run(psql + ["-f", "-"], env=env, check=True, stdin=unpack.stdout, stdout=subprocess.DEVNULL)
+            unpack.stdout.close()
+            assert unpack.wait() == 0
+    else:
+        subprocess.run([cluster.bin_path("pg_restore"), "--exit-on-error", "--jobs=2", "-d", target, path],
+                       env=env, check=True)
+
+
+def listing(directory):
+    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+@pytest.fixture(scope="module")
+def source_fingerprint(cluster):
+    return fingerprint(cluster, "lift_simulator")
+
+
+FORMATS = [
+    ("plain", None, ".sql"),
+    ("plain", "gzip", ".sql.gz"),
+    ("plain", "zstd", ".sql.zst"),
+    ("plain", "lz4", ".sql.lz4"),
+    ("custom", None, ".dump"),
+    ("custom", "none", ".dump"),
+    ("directory", None, ""),
+]
+
+
+@pytest.mark.parametrize("fmt, compression, suffix", FORMATS,
+                         ids=["%s-%s" % (f, c or "default") for f, c, _s in FORMATS])
+def test_every_format_restores_to_an_identical_database(cluster, workdir, source_fingerprint, fmt, compression, suffix):
+    dest = os.path.join(workdir, "backups")
+    options = dict(format=fmt, log_dir=os.path.join(workdir, "logs"))
+    if compression:
+        options["compression"] = compression
+    if fmt == "directory":
+        options["jobs"] = 2
+    result = backup(cluster, dest, **options)
+
+    name = os.path.basename(result["path"])
+    assert name.startswith("lift_simulator_backup_") and name.endswith(suffix)
+    assert len(name) == len("lift_simulator_backup_YYYYMMDD_HHMMSS") + len(suffix)
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o700
+    assert listing(dest) == sorted([name, name + ".manifest.json"])
+    assert stat.S_IMODE(os.stat(result["manifest_path"]).st_mode) == 0o600
+    with open(result["manifest_path"]) as handle:
+        manifest = json.load(handle)
+
+    if fmt == "directory":
+        assert stat.S_IMODE(os.stat(result["path"]).st_mode) == 0o700
+        for entry in os.listdir(result["path"]):
+            assert stat.S_IMODE(os.stat(os.path.join(result["path"], entry)).st_mode) == 0o600
+        listing_text = "".join("%s  %s\n" % (sha256_file(os.path.join(result["path"], f)), f)
+                               for f in sorted(os.listdir(result["path"])))
+        assert manifest["sha256"] == hashlib.sha256(listing_text.encode()).hexdigest()
+    else:
+        assert stat.S_IMODE(os.stat(result["path"]).st_mode) == 0o600
+        assert manifest["sha256"] == sha256_file(result["path"]) == result["sha256"]
+        assert manifest["size_bytes"] == os.path.getsize(result["path"]) == result["size_bytes"]
+
+    # The manifest carries everything the strategy and the verify module need.
+    for field in ("manifest_version", "database", "host", "server", "pg_dump_version", "format", "compression",
+                  "started_at", "finished_at", "duration_s", "size_bytes", "sha256", "row_counts",
+                  "flyway_version", "collection_version"):
+        assert field in manifest, field
+    assert manifest["database"] == "lift_simulator"
+    assert manifest["flyway_version"] == "13"
+    assert manifest["server"]["version"].startswith(str(manifest["server"]["version_num"] // 10000))
+    assert manifest["row_counts"] == row_counts(source_fingerprint)
+    assert result["row_counts"] == manifest["row_counts"]
+
+    target = "restored_%s_%s" % (fmt, compression or "default")
+    restore_with_bare_tools(cluster, result, target)
+    restored = fingerprint(cluster, target)
+    assert restored == source_fingerprint
+    cluster.psql('DROP DATABASE "%s"' % target)
+
+    log_files = listing(os.path.join(workdir, "logs"))
+    assert log_files == [name[:len(name) - len(suffix)] + ".log"]
+    with open(os.path.join(workdir, "logs", log_files[0])) as handle:
+        assert "SUCCESS: %s" % result["path"] in handle.read()
+
+
+def test_row_counts_come_from_the_dumped_snapshot(cluster, workdir):
+    """Rows inserted while the backup runs are either in both the dump and the counts, or in neither."""
+    cluster.psql("CREATE DATABASE busy TEMPLATE lift_simulator OWNER lift_admin")
+    stop = threading.Event()
+    inserted = [0]
+
+    def writer():
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=cluster.port, user="postgres", password=SUPERUSER_PASSWORD,
+                                dbname="busy")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                cur.execute("INSERT INTO lift_simulator.lift_system (system_key, display_name) "
+                            "VALUES (%s, 'written during the backup')", ("busy-%d" % inserted[0],))
+                inserted[0] += 1
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while inserted[0] < 50:
+            time.sleep(0.01)
+        before = inserted[0]
+        result = backup(cluster, os.path.join(workdir, "b"), database="busy")
+        during = inserted[0] - before
+    finally:
+        stop.set()
+        thread.join()
+    assert during > 0, "the writer made no rows while the backup ran"
+    restore_with_bare_tools(cluster, result, "busy_restored")
+    restored = row_counts(fingerprint(cluster, "busy_restored"))
+    assert restored == result["row_counts"]
+    live = int(cluster.psql("SELECT count(*) FROM lift_simulator.lift_system", database="busy"))
+    assert live > result["row_counts"]["lift_simulator.lift_system"]
+    cluster.psql("DROP DATABASE busy_restored")
+    cluster.psql("DROP DATABASE busy")
+
+
+def test_backup_playbook_with_password_auth_fetches_and_never_shows_the_password(cluster, workdir):
+    """playbooks/backup.yml as lift_admin over TCP, at -vvv, fetching to the controller."""
+    fetch_dir = os.path.join(workdir, "fetched")
+    extra = {"lift_backup_dir": os.path.join(workdir, "backups"), "lift_backup_become_user": "postgres",
+             "lift_backup_login_host": "127.0.0.1", "lift_backup_login_port": cluster.port,
+             "lift_backup_login_user": "lift_admin", "lift_backup_login_password": LIFT_ADMIN_PASSWORD,
+             "lift_backup_compression": "zstd", "lift_backup_fetch": True, "lift_backup_fetch_dir": fetch_dir}
+    run = run_playbook("playbooks/backup.yml", extra, verbosity=3, json_output=False)
+    assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    backups = listing(os.path.join(workdir, "backups"))
+    name = backups[0]
+    assert name.endswith(".sql.zst")
+    assert backups == [name, name + ".manifest.json", "logs"]
+    assert listing(fetch_dir) == sorted([name, name + ".manifest.json"])
+    with open(os.path.join(fetch_dir, name + ".manifest.json")) as handle:
+        manifest = json.load(handle)
+    assert sha256_file(os.path.join(fetch_dir, name)) == manifest["sha256"]
+    assert "sha256:   %s" % manifest["sha256"] in run.stdout
+    assert "lift_simulator.lift_system_version: " in run.stdout
+    everything = [run.stdout, run.stderr]
+    for root in (workdir,):
+        for folder, _dirs, files in os.walk(root):
+            for entry in files:
+                with open(os.path.join(folder, entry), "rb") as handle:
+                    everything.append(handle.read().decode("utf-8", "replace"))
+    for text in everything:
+        assert LIFT_ADMIN_PASSWORD not in text
+
+
+def test_check_mode_reports_the_path_and_writes_nothing(cluster, workdir):
+    dest = os.path.join(workdir, "never")
+    args = dict(cluster.connection_vars(), dest_dir=dest, format="custom")
+    run = run_playbook("backup_module.yml", {"backup_args": args}, check=True)
+    result = run.task("Backup")
+    assert run.rc == 0 and result["changed"] is True
+    assert result["path"].startswith(dest + "/lift_simulator_backup_") and result["path"].endswith(".dump")
+    assert not os.path.exists(dest)
+
+
+def assert_nothing_left(directory):
+    """No backup, manifest or temporary: at most an empty directory and the logs folder."""
+    leftovers = [e for e in listing(directory) if e != "logs"]
+    assert leftovers == []
+
+
+def read_logs(directory):
+    texts = []
+    for entry in listing(directory):
+        with open(os.path.join(directory, entry)) as handle:
+            texts.append(handle.read())
+    return "\n".join(texts)
+
+
+def test_wrong_password_fails_clearly_and_leaves_nothing(cluster, workdir):
+    dest = os.path.join(workdir, "b")
+    wrong = "not-the-Passw0rd"
+    result = backup(cluster, dest, expect_ok=False, log_dir=os.path.join(workdir, "logs"),
+                    **cluster.tcp_vars(password=wrong))
+    assert "authentication failed" in result["msg"]
+    assert wrong not in json.dumps(result)
+    assert_nothing_left(dest)
+    log = read_logs(os.path.join(workdir, "logs"))
+    assert "FAILED: cannot connect" in log and wrong not in log
+
+
+def test_server_down_fails_clearly(cluster, workdir):
+    from conftest import free_port
+
+    result = backup(cluster, os.path.join(workdir, "b"), expect_ok=False, login_host="127.0.0.1",
+                    login_port=free_port(), login_user="lift_admin", login_password=LIFT_ADMIN_PASSWORD)
+    assert "the server is not running or not accepting connections" in result["msg"]
+    assert_nothing_left(os.path.join(workdir, "b"))
+
+
+def test_missing_database_fails_clearly(cluster, workdir):
+    result = backup(cluster, os.path.join(workdir, "b"), expect_ok=False, database="no_such_db")
+    assert 'database "no_such_db" does not exist' in result["msg"]
+
+
+def test_missing_pg_dump_fails_clearly(cluster, workdir):
+    empty = postgres_owned_dir("lift-it-nobin-")
+    result = backup(cluster, os.path.join(workdir, "b"), expect_ok=False, bin_dir=empty)
+    assert "pg_dump was not found in %s" % empty in result["msg"]
+    assert_nothing_left(os.path.join(workdir, "b"))
+    os.rmdir(empty)
+
+
+def test_dest_dir_that_is_a_file_or_not_writable(cluster, workdir):
+    a_file = os.path.join(workdir, "file")
+    with open(a_file, "w") as handle:
+        handle.write("x")
+    result = backup(cluster, a_file, expect_ok=False)
+    assert "exists and is not a directory" in result["msg"]
+    locked = os.path.join(workdir, "root-only")
+    os.mkdir(locked, 0o755)  # owned by root; the module runs as postgres
+    result = backup(cluster, locked, expect_ok=False)
+    assert "is not writable by this user" in result["msg"]
+    assert listing(locked) == []
+
+
+@pytest.fixture
+def small_tmpfs():
+    path = postgres_owned_dir("lift-it-tmpfs-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k,mode=0755,uid=%d" % os.stat(path).st_uid,
+                    "tmpfs", path], check=True)
+    yield path
+    subprocess.run(["umount", path], check=True)
+    os.rmdir(path)
+
+
+def test_disk_too_small_is_refused_before_pg_dump_starts(cluster, small_tmpfs):
+    result = backup(cluster, small_tmpfs, expect_ok=False)
+    assert "not enough free space in %s" % small_tmpfs in result["msg"]
+    assert listing(small_tmpfs) == []
+
+
+def test_disk_filling_up_mid_dump_leaves_nothing(cluster, small_tmpfs):
+    result = backup(cluster, small_tmpfs, expect_ok=False, check_free_space=False)
+    assert "no space left on the device" in result["msg"]
+    assert listing(small_tmpfs) == []
+    assert subprocess.run(["df", "--output=used", small_tmpfs], stdout=subprocess.PIPE, check=True,
+                          universal_newlines=True).stdout.split()[1] == "0"
+
+
+def _pg_dump_of(database):
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % entry) as handle:
+                if handle.read().strip() != "pg_dump":
+                    continue
+            with open("/proc/%s/environ" % entry, "rb") as handle:
+                if b"PGDATABASE=" + database.encode() in handle.read().split(b"\0"):
+                    return int(entry)
+        except OSError:
+            continue
+    return None
+
+
+def _bytes_written(pid):
+    with open("/proc/%d/io" % pid) as handle:
+        for line in handle:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.fixture(scope="module")
+def big_database(cluster):
+    load_fixture(cluster, "lift_big", size_mb=40, seed=7)
+    yield "lift_big"
+    cluster.psql("DROP DATABASE lift_big")
+
+
+@pytest.mark.parametrize("fmt, compression", [("plain", "none"), ("plain", "zstd"), ("custom", "gzip")])
+def test_pg_dump_killed_mid_dump_leaves_nothing(cluster, workdir, big_database, fmt, compression):
+    dest = os.path.join(workdir, "b")
+    logs = os.path.join(workdir, "logs")
+    args = dict(cluster.connection_vars(), dest_dir=dest, database=big_database, format=fmt,
+                compression=compression, log_dir=logs)
+    holder = {}
+    runner = threading.Thread(target=lambda: holder.update(
+        run=run_playbook("backup_module.yml", {"backup_args": args})))
+    runner.start()
+    deadline = time.monotonic() + 120
+    pid = None
+    while pid is None and time.monotonic() < deadline and runner.is_alive():
+        pid = _pg_dump_of(big_database)
+    assert pid is not None, "pg_dump never showed up"
+    # Freeze it, and let it run in short steps until it has written real data.
+    os.kill(pid, signal.SIGSTOP)
+    while _bytes_written(pid) < 512 * 1024:
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.002)
+        os.kill(pid, signal.SIGSTOP)
+    written = _bytes_written(pid)
+    os.kill(pid, signal.SIGKILL)
+    runner.join(300)
+    run = holder["run"]
+    result = run.task("Backup")
+    assert run.rc != 0 and written >= 512 * 1024
+    assert "pg_dump was killed by SIGKILL" in result["msg"]
+    assert_nothing_left(dest)
+    assert "FAILED: the dump failed: pg_dump was killed by SIGKILL" in read_logs(logs)

@@ -1,0 +1,149 @@
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import hashlib
+import os
+import sys
+
+import pytest
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline as dp
+
+
+def fake_which(name):
+    return {"gzip": "/bin/gzip", "zstd": "/usr/bin/zstd", "lz4": "/usr/bin/lz4"}.get(name)
+
+
+def test_pg_dump_argv_plain_never_carries_the_database_or_secrets():
+    argv = dp.pg_dump_argv("/usr/bin/pg_dump", "plain", snapshot="00000003-0000001B-1")
+    assert argv == ["/usr/bin/pg_dump", "--format=p", "--no-password", "--snapshot=00000003-0000001B-1"]
+
+
+def test_pg_dump_argv_directory_with_jobs_and_compression():
+    argv = dp.pg_dump_argv("pg_dump", "directory", snapshot="S", compress="gzip:6", jobs=4,
+                           file_path="/b/.x.partial-h-1", lock_wait_timeout="60s")
+    assert argv == ["pg_dump", "--format=d", "--no-password", "--snapshot=S", "--jobs=4",
+                    "--compress=gzip:6", "--lock-wait-timeout=60s", "--file=/b/.x.partial-h-1"]
+
+
+def test_jobs_of_one_are_not_passed():
+    assert "--jobs=1" not in dp.pg_dump_argv("pg_dump", "custom", jobs=1)
+
+
+@pytest.mark.parametrize("fmt, compression, level, major, expected", [
+    ("plain", "zstd", 3, 15, None),
+    ("custom", "none", None, 15, "0"),
+    ("custom", "gzip", 6, 15, "6"),
+    ("custom", "gzip", 6, 16, "gzip:6"),
+    ("directory", "zstd", 3, 17, "zstd:3"),
+    ("custom", "lz4", 1, 16, "lz4:1"),
+])
+def test_archive_compression(fmt, compression, level, major, expected):
+    assert dp.archive_compress_option(fmt, compression, level, major) == expected
+
+
+def test_zstd_archives_need_pg_dump_16():
+    with pytest.raises(dp.DumpError) as info:
+        dp.archive_compress_option("custom", "zstd", 3, 15)
+    assert "pg_dump 15 cannot write zstd-compressed custom archives" in str(info.value)
+
+
+@pytest.mark.parametrize("compression, level, expected", [
+    ("gzip", 6, ["/bin/gzip", "-c", "-n", "-6"]),
+    ("zstd", 3, ["/usr/bin/zstd", "-q", "-c", "-T0", "-3"]),
+    ("lz4", 1, ["/usr/bin/lz4", "-q", "-c", "-1"]),
+])
+def test_compressor_argv(compression, level, expected):
+    assert dp.compressor_argv(compression, level, which=fake_which) == expected
+
+
+def test_missing_compressor_is_named():
+    with pytest.raises(dp.DumpError) as info:
+        dp.compressor_argv("zstd", 3, which=lambda name: None)
+    assert "apt-get install zstd" in str(info.value)
+
+
+@pytest.mark.parametrize("compression, level, expected", [
+    ("none", None, None), ("gzip", None, 6), ("zstd", None, 3), ("lz4", None, 1), ("zstd", 19, 19),
+])
+def test_compression_levels(compression, level, expected):
+    assert dp.compression_level(compression, level) == expected
+
+
+@pytest.mark.parametrize("compression, level", [("gzip", 0), ("gzip", 10), ("zstd", 20), ("none", 3)])
+def test_bad_compression_levels(compression, level):
+    with pytest.raises(dp.DumpError):
+        dp.compression_level(compression, level)
+
+
+class Sink(object):
+    def __init__(self, fail_after=None):
+        self.data = bytearray()
+        self.fail_after = fail_after
+
+    def write(self, chunk):
+        if self.fail_after is not None and len(self.data) + len(chunk) > self.fail_after:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.data.extend(chunk)
+
+
+def py(code):
+    return [sys.executable, "-c", code]
+
+
+def test_pipeline_hashes_what_it_writes():
+    producer = py("import sys\nfor i in range(20000): sys.stdout.write('line %d\\n' % i)")
+    sink = Sink()
+    reports = []
+    result = dp.Pipeline([producer, ["gzip", "-c", "-1"], ["gzip", "-d", "-c"]],
+                         progress=lambda size, elapsed: reports.append(size)).run(sink)
+    expected = "".join("line %d\n" % i for i in range(20000)).encode()
+    assert bytes(sink.data) == expected
+    assert result.size == len(expected)
+    assert result.sha256 == hashlib.sha256(expected).hexdigest()
+    assert reports[-1] == len(expected)
+
+
+def test_pipeline_reports_the_failing_program_and_its_stderr():
+    producer = py("import sys\nsys.stdout.write('partial')\nsys.stderr.write('pg_dump: error: boom\\n')\nsys.exit(1)")
+    with pytest.raises(dp.DumpError) as info:
+        dp.Pipeline([producer, ["cat"]]).run(Sink())
+    assert "failed with exit code 1" in str(info.value)
+    assert "pg_dump: error: boom" in info.value.stderr
+
+
+def test_pipeline_reports_a_killed_program():
+    producer = py("import os, signal, sys\nsys.stdout.write('x' * 1000)\nsys.stdout.flush()\n"
+                  "os.kill(os.getpid(), signal.SIGKILL)")
+    with pytest.raises(dp.DumpError) as info:
+        dp.Pipeline([producer]).run(Sink())
+    assert "killed by SIGKILL" in str(info.value)
+
+
+def test_disk_full_kills_and_reaps_the_programs():
+    producer = py("import sys\nwhile True: sys.stdout.write('y' * 65536)")
+    pipeline = dp.Pipeline([producer, ["cat"]])
+    with pytest.raises(dp.DumpError) as info:
+        pipeline.run(Sink(fail_after=300000))
+    assert "no space left on the device" in str(info.value)
+    assert all(proc.returncode is not None for proc in pipeline.procs)
+
+
+def test_a_missing_program_is_named():
+    with pytest.raises(dp.DumpError) as info:
+        dp.Pipeline([["/nonexistent/pg_dump"]]).run(Sink())
+    assert "cannot start /nonexistent/pg_dump" in str(info.value)
+
+
+def test_hash_directory_matches_sha256sum_listing(tmp_path):
+    (tmp_path / "toc.dat").write_bytes(b"toc")
+    (tmp_path / "3001.dat.gz").write_bytes(b"data")
+    files, total, digest = dp.hash_directory(str(tmp_path))
+    assert total == 7
+    listing = "".join("%s  %s\n" % (hashlib.sha256(content).hexdigest(), name)
+                      for name, content in sorted([("3001.dat.gz", b"data"), ("toc.dat", b"toc")]))
+    assert digest == hashlib.sha256(listing.encode()).hexdigest()
+    assert files["toc.dat"]["sha256"] == hashlib.sha256(b"toc").hexdigest()
