@@ -23,6 +23,7 @@ import threading
 import time
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import naming
@@ -344,7 +345,7 @@ def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, befor
             for entry in files:
                 os.chmod(os.path.join(root, entry), 0o600)
         # pg_dump writes the files itself, so the digests need a pass over them afterwards.
-        files, size, digest = dump_pipeline.hash_directory(temp_dir)
+        files, size, digest = checksums.hash_directory(temp_dir)
         before_publish()
         atomic_files.publish_directory(temp_dir, path)
     except dump_pipeline.DumpError as exc:

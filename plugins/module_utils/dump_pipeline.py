@@ -295,26 +295,3 @@ def run_to_directory(argv, env=None):
             raise
         if code != 0:
             raise DumpError(describe_exit(argv[0], code), read_tail(err))
-
-
-def hash_directory(path):
-    """sha256 of each file of a directory archive, and one sha256 over the sorted list.
-
-    The combined digest is that of the text ``sha256sum`` prints for the sorted files
-    (``<hex>  <relative path>\\n`` lines), so it can be checked with standard tools.
-    """
-    files = {}
-    total = 0
-    for root, _dirs, names in os.walk(path):
-        for name in names:
-            full = os.path.join(root, name)
-            rel = os.path.relpath(full, path)
-            digest = hashlib.sha256()
-            with open(full, "rb") as handle:
-                for block in iter(lambda: handle.read(CHUNK), b""):
-                    digest.update(block)
-            size = os.path.getsize(full)
-            files[rel] = {"size_bytes": size, "sha256": digest.hexdigest()}
-            total += size
-    listing = "".join("%s  %s\n" % (files[rel]["sha256"], rel) for rel in sorted(files))
-    return files, total, hashlib.sha256(listing.encode("utf-8")).hexdigest()

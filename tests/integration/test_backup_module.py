@@ -365,3 +365,28 @@ def test_pg_dump_killed_mid_dump_leaves_nothing(cluster, workdir, big_database, 
     assert "pg_dump was killed by SIGKILL" in result["msg"]
     assert_nothing_left(dest)
     assert "FAILED: the dump failed: pg_dump was killed by SIGKILL" in read_logs(logs)
+
+
+def test_read_only_backup_role_over_tcp(cluster, workdir, source_fingerprint):
+    """A least-privilege role (CONNECT, USAGE, SELECT) is enough for a complete backup."""
+    password = "backup-Only-pw"
+    cluster.psql("DROP ROLE IF EXISTS backup_user; CREATE ROLE backup_user LOGIN PASSWORD '%s'" % password)
+    cluster.psql("GRANT CONNECT ON DATABASE lift_simulator TO backup_user; "
+                 "GRANT USAGE ON SCHEMA lift_simulator, public TO backup_user; "
+                 "GRANT SELECT ON ALL TABLES IN SCHEMA lift_simulator, public TO backup_user; "
+                 "GRANT SELECT ON ALL SEQUENCES IN SCHEMA lift_simulator, public TO backup_user",
+                 database="lift_simulator")
+    try:
+        result = backup(cluster, os.path.join(workdir, "b"), format="custom",
+                        **cluster.tcp_vars(user="backup_user", password=password))
+        assert result["row_counts"] == row_counts(source_fingerprint)
+        restore_with_bare_tools(cluster, result, "restored_by_backup_role")
+        assert fingerprint(cluster, "restored_by_backup_role") == source_fingerprint
+        cluster.psql("DROP DATABASE restored_by_backup_role")
+        # It can read but not write.
+        with pytest.raises(subprocess.CalledProcessError):
+            cluster.psql("DELETE FROM lift_simulator.lift_system", database="lift_simulator",
+                         user="backup_user", password=password)
+    finally:
+        cluster.psql("DROP OWNED BY backup_user", database="lift_simulator")
+        cluster.psql("DROP ROLE backup_user")
