@@ -229,26 +229,55 @@ def _pid_alive(pid):
     return True
 
 
-def remove_stale_partials(dir_path):
-    """Remove named temporaries left by a writer on this host that no longer runs.
+def partial_target(entry):
+    """The final name a hidden named temporary was written for, or None for any other name."""
+    match = _PARTIAL_RE.match(entry)
+    if not match:
+        return None
+    return entry[1:match.start("host") - len(PARTIAL_MARK)]
 
-    Only entries that carry our partial mark, our host name and a dead pid are touched.
+
+def find_stale_partials(dir_path):
+    """Named temporaries in ``dir_path`` left by a writer on this host that no longer runs.
+
+    Only entries that carry our partial mark, our host name and a dead pid qualify. Nothing is
+    removed (check mode uses this alone); returns their paths, sorted.
     """
-    removed = []
+    stale = []
     host = short_hostname()
     try:
         entries = os.listdir(dir_path)
     except OSError:
-        return removed
-    for entry in entries:
+        return stale
+    for entry in sorted(entries):
         match = _PARTIAL_RE.match(entry)
         if not match or match.group("host") != host or _pid_alive(int(match.group("pid"))):
             continue
-        path = os.path.join(dir_path, entry)
-        st = os.lstat(path)
+        stale.append(os.path.join(dir_path, entry))
+    return stale
+
+
+def remove_partials(paths):
+    """Remove named temporaries found by ``find_stale_partials``: folders recursively (never
+    following symlinks), anything else with unlink (a symlink itself, never its target).
+    Entries that vanished in between are skipped. Returns the paths removed."""
+    removed = []
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
         if stat.S_ISDIR(st.st_mode):
             shutil.rmtree(path, ignore_errors=True)
         else:
             os.unlink(path)
         removed.append(path)
     return removed
+
+
+def remove_stale_partials(dir_path):
+    """Remove named temporaries left by a writer on this host that no longer runs.
+
+    Only entries that carry our partial mark, our host name and a dead pid are touched.
+    """
+    return remove_partials(find_stale_partials(dir_path))

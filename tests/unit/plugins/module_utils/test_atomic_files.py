@@ -133,3 +133,42 @@ def test_publish_directory(tmp_path):
     (tmp_path / "e").mkdir()
     with pytest.raises(af.AtomicFileError):
         af.publish_directory(str(tmp_path / "d"), str(tmp_path / "e"))
+
+
+def test_finding_stale_partials_removes_nothing_and_removing_skips_vanished_ones(tmp_path):
+    host = af.short_hostname()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / (".b.sql.partial-%s-%d" % (host, dead.pid))
+    stale.write_bytes(b"x")
+    target = tmp_path / "outside"
+    target.write_bytes(b"keep me")
+    link = tmp_path / (".c.sql.partial-%s-%d" % (host, dead.pid))
+    link.symlink_to(target)
+    alive = tmp_path / (".d.sql.partial-%s-%d" % (host, os.getpid()))
+    alive.write_bytes(b"x")
+    found = af.find_stale_partials(str(tmp_path))
+    assert found == sorted([str(stale), str(link)])
+    assert stale.exists() and link.is_symlink()
+    stale.unlink()  # gone before the removal: skipped
+    assert af.remove_partials(found) == [str(link)]
+    assert target.read_bytes() == b"keep me"  # the symlink went, never its target
+    assert sorted(os.listdir(str(tmp_path))) == sorted([alive.name, target.name])
+    assert af.find_stale_partials(str(tmp_path / "missing")) == []
+
+
+@pytest.mark.parametrize("entry, target", [
+    (".lift_simulator_backup_20261124_080001.sql.partial-db1-42", "lift_simulator_backup_20261124_080001.sql"),
+    (".x.sql.manifest.json.partial-db_1-7", "x.sql.manifest.json"),
+    (".a-b.partial-h-1", "a-b"),
+    ("x.partial-h-1", None),
+    (".x.partial-h-", None),
+    (".x.sql", None),
+])
+def test_partial_target(entry, target):
+    assert af.partial_target(entry) == target
+
+
+def test_partial_target_inverts_partial_name():
+    assert af.partial_target(af.partial_name("lift_simulator_backup_20261124_080001.dump")) == \
+        "lift_simulator_backup_20261124_080001.dump"

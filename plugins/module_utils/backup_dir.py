@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading a backup directory for the retention planner (the I/O that retention.py leaves out).
+
+Shared by prune and backup_info. Symlinks are never followed. Pure Python.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+import stat
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import parse_backup_name
+
+UTC = datetime.timezone.utc
+
+
+def list_entries(path, dir_fd=None):
+    """Every entry of the directory (lstat) as retention.Entry, and each entry's (st_dev, st_ino).
+
+    With ``dir_fd`` the listing reads that open directory (prune holds it open so that what it
+    deletes is what it listed); ``path`` names it for sizing directory-format backups.
+    """
+    entries, idents = [], {}
+    with os.scandir(dir_fd if dir_fd is not None else path) as listing:
+        for item in listing:
+            st = item.stat(follow_symlinks=False)
+            size = st.st_size
+            if stat.S_ISLNK(st.st_mode):
+                kind = retention.SYMLINK
+            elif stat.S_ISREG(st.st_mode):
+                kind = retention.FILE
+            elif stat.S_ISDIR(st.st_mode):
+                kind = retention.DIRECTORY
+                size = tree_size(os.path.join(path, item.name)) if parse_backup_name(item.name) else 0
+            else:
+                kind = retention.OTHER
+            entries.append(retention.Entry(item.name, kind, size, datetime.datetime.fromtimestamp(st.st_mtime, UTC)))
+            idents[item.name] = (st.st_dev, st.st_ino)
+    return entries, idents
+
+
+def tree_size(path):
+    """Sum of the regular files below a folder (symlinks not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(root, name))
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total

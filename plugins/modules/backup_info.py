@@ -1,0 +1,356 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: backup_info
+short_description: List the backups in a directory, newest first, with their manifests and health
+version_added: 0.1.0
+description:
+  - Lists the backups of O(database) in O(path), newest first, with their manifest data, their
+    age, whether their manifest exists and is valid, and whether their sha256 still matches.
+  - Returns the newest good backup in RV(newest_good), so that a playbook can alert when the
+    scheduled backups stopped (see the examples).
+  - A backup is good exactly as for M(lift_simulator.postgresql.prune) (see the collection's
+    C(docs/retention.md)) - this collection's name, a valid manifest naming it, the size (and with
+    O(verify_checksums), the sha256) of the manifest - or, with O(include_legacy), a non-empty
+    backup of the earlier processes.
+  - Read-only. Symlinks are never followed; entries whose names are not backups of O(database)
+    are not listed.
+options:
+  path:
+    description:
+      - The backup directory. When it does not exist the module returns no backups and
+        RV(path_exists=false).
+    type: path
+    required: true
+  database:
+    description:
+      - The name prefix of the backups to list, C(<database>_backup_...).
+    type: str
+    default: lift_simulator
+    aliases: [ db, prefix ]
+  include_legacy:
+    description:
+      - Also list the earlier processes' backups (C(<database>_backup_YYYYMMDD_HHMMSS.sql)
+        without a manifest, C(<database>_backup_YYYY-MM-DD_HH-mm-ss.backup)); a non-empty one
+        counts as good.
+    type: bool
+    default: true
+  verify_checksums:
+    description:
+      - Hash every backup that is otherwise good and compare it with its manifest's sha256.
+      - V(false) skips the hashing for speed; RV(backups[].checksum_ok) is then null and sizes are
+        still compared with the manifests.
+    type: bool
+    default: true
+  legacy_timezone:
+    description:
+      - Time zone of the times in the earlier processes' backup names (this collection's names,
+        and all manifest times, are UTC).
+    type: str
+    choices: [ local, utc ]
+    default: local
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details: The module never changes anything; it runs fully in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+    details: Nothing ever changes.
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+seealso:
+  - module: lift_simulator.postgresql.prune
+  - module: lift_simulator.postgresql.backup
+author:
+  - lift_simulator maintainers (@lift-simulator)
+"""
+
+EXAMPLES = r"""
+- name: List the backups
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.backup_info:
+    path: /var/backups/lift_simulator
+  register: backups
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.age_days }} days, {{ item.size_bytes }} bytes, good {{ item.good }}"
+  loop: "{{ backups.backups }}"
+  loop_control:
+    label: "{{ item.name }}"
+
+# The alert for a missed schedule: fail (and let monitoring see the failed run) when the newest
+# good backup is older than 8 days, or when there is none.
+- name: Find the newest good backup (sizes only, quick)
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.backup_info:
+    path: /var/backups/lift_simulator
+    verify_checksums: false
+  register: info
+
+- name: The newest good backup is younger than 8 days
+  ansible.builtin.assert:
+    that:
+      - info.newest_good is not none
+      - info.newest_good.age_days < 8
+    fail_msg: >-
+      No good backup of lift_simulator in the last 8 days on {{ inventory_hostname }}
+      (newest good: {{ info.newest_good_path | default('none', true) }}).
+    success_msg: "Newest good backup: {{ info.newest_good_path }}"
+"""
+
+RETURN = r"""
+path:
+  description: The backup directory.
+  returned: always
+  type: str
+  sample: /var/backups/lift_simulator
+path_exists:
+  description: Whether O(path) exists.
+  returned: always
+  type: bool
+  sample: true
+count:
+  description: How many backups are listed.
+  returned: always
+  type: int
+  sample: 7
+good_count:
+  description: How many of them are good.
+  returned: always
+  type: int
+  sample: 6
+newest_good_path:
+  description: Path of the newest good backup, or null when there is none.
+  returned: always
+  type: str
+  sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+newest_good:
+  description: The entry of RV(backups) of the newest good backup, or null when there is none.
+  returned: always
+  type: dict
+backups:
+  description: The backups, newest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: File (or folder) name.
+      type: str
+      sample: lift_simulator_backup_20261124_080001.sql
+    path:
+      description: Full path.
+      type: str
+      sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+    kind:
+      description: V(file), or V(directory) for a directory archive.
+      type: str
+      sample: file
+    legacy:
+      description: Whether it is an earlier process's backup (no manifest; time from its name).
+      type: bool
+      sample: false
+    good:
+      description: Whether it is a good backup.
+      type: bool
+      sample: true
+    problem:
+      description:
+        - Why it is not good (null when it is), V(zero_bytes), V(no_manifest), V(invalid_manifest),
+          V(size_mismatch) or V(checksum_mismatch).
+      type: str
+      sample: null
+    problem_detail:
+      description: The problem in words.
+      type: str
+      sample: the sha256 no longer matches the manifest
+    manifest_path:
+      description: The manifest's path, or null when it does not exist.
+      type: str
+      sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.manifest.json
+    manifest_exists:
+      description: Whether a manifest entry exists beside the backup.
+      type: bool
+      sample: true
+    manifest_valid:
+      description: Whether the manifest is valid and names this backup.
+      type: bool
+      sample: true
+    manifest_error:
+      description: Why the manifest is not valid (null when it is or does not exist).
+      type: str
+      sample: null
+    checksum_ok:
+      description:
+        - Whether the backup's sha256 matches its manifest; null when it was not hashed
+          (O(verify_checksums=false), no valid manifest, a legacy backup, a size mismatch).
+      type: bool
+      sample: true
+    database:
+      description: The database, from the manifest (the name's prefix without one).
+      type: str
+      sample: lift_simulator
+    format:
+      description: V(plain), V(custom) or V(directory), from the manifest (the name without one).
+      type: str
+      sample: plain
+    compression:
+      description: V(none), V(gzip), V(zstd), V(lz4), from the manifest (the name without one; null when unknown).
+      type: str
+      sample: none
+    size_bytes:
+      description: Size on disk (the sum of the files for a directory archive).
+      type: int
+      sample: 861235
+    sha256:
+      description: The manifest's sha256 (null without a valid manifest).
+      type: str
+      sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    started_at:
+      description: The manifest's C(started_at) (null without a valid manifest).
+      type: str
+      sample: "2026-11-24T08:00:01.123456Z"
+    time:
+      description: The backup's time, UTC - the manifest's C(started_at), or the time in its name.
+      type: str
+      sample: "2026-11-24T08:00:01Z"
+    age_seconds:
+      description: Age at the time of the run, in seconds.
+      type: int
+      sample: 108000
+    age_days:
+      description: Age at the time of the run, in days.
+      type: float
+      sample: 1.25
+    row_counts_total:
+      description: Sum of the manifest's row counts (null without a valid manifest).
+      type: int
+      sample: 123456
+    tables:
+      description: Number of tables in the manifest's row counts (null without a valid manifest).
+      type: int
+      sample: 14
+    flyway_version:
+      description: The manifest's Flyway version (null when unknown).
+      type: str
+      sample: "13"
+left_alone:
+  description: Backup-named entries that are not listed, and why (symlinks, other kinds of file).
+  returned: always
+  type: list
+  elements: dict
+orphan_manifests:
+  description: Manifests whose backup is gone (M(lift_simulator.postgresql.prune) removes them).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import datetime
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_dir import list_entries
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import (
+    manifest_name, parse_backup_name, safe_component)
+
+UTC = datetime.timezone.utc
+
+
+def describe(candidate, path, now):
+    manifest = candidate.manifest if candidate.manifest_valid else None
+    parsed = parse_backup_name(candidate.name)
+    age = int((now - candidate.time).total_seconds())
+    counts = manifest["row_counts"] if manifest else None
+    return dict(
+        name=candidate.name,
+        path=os.path.join(path, candidate.name),
+        kind=candidate.kind,
+        legacy=candidate.legacy,
+        good=candidate.good,
+        problem=candidate.problem,
+        problem_detail=candidate.detail,
+        manifest_path=(os.path.join(path, manifest_name(candidate.name))
+                       if candidate.manifest_exists else None),
+        manifest_exists=candidate.manifest_exists,
+        manifest_valid=candidate.manifest_valid,
+        manifest_error=candidate.manifest_error,
+        checksum_ok=candidate.checksum_ok,
+        database=manifest["database"] if manifest else parsed.prefix,
+        format=manifest["format"] if manifest else parsed.format,
+        compression=manifest["compression"] if manifest else parsed.compression,
+        size_bytes=candidate.size,
+        sha256=manifest["sha256"] if manifest else None,
+        started_at=manifest["started_at"] if manifest else None,
+        time=candidate.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        age_seconds=age,
+        age_days=round(age / 86400.0, 3),
+        row_counts_total=sum(counts.values()) if counts is not None else None,
+        tables=len(counts) if counts is not None else None,
+        flyway_version=manifest.get("flyway_version") if manifest else None,
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            database=dict(type="str", default="lift_simulator", aliases=["db", "prefix"]),
+            include_legacy=dict(type="bool", default=True),
+            verify_checksums=dict(type="bool", default=True),
+            legacy_timezone=dict(type="str", default="local", choices=["local", "utc"]),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    path = os.path.abspath(p["path"])
+    result = dict(changed=False, path=path, path_exists=os.path.lexists(path), count=0, good_count=0,
+                  newest_good=None, newest_good_path=None, backups=[], left_alone=[], orphan_manifests=[])
+    if not result["path_exists"]:
+        module.exit_json(**result)
+    if not os.path.isdir(path):
+        module.fail_json(msg="%s is not a directory" % path, **result)
+    now = datetime.datetime.now(UTC)
+    try:
+        scanned = retention.scan(list_entries(path)[0], safe_component(p["database"]))
+        candidates, _left_out = retention.inspect(
+            scanned, p["include_legacy"],
+            read_manifest=lambda name: manifest_mod.load_manifest(os.path.join(path, name)),
+            digest=(lambda name: checksums.backup_digest(os.path.join(path, name))[0])
+            if p["verify_checksums"] else None,
+            legacy_tz=None if p["legacy_timezone"] == "local" else UTC)
+    except OSError as exc:
+        module.fail_json(msg="cannot examine %s: %s" % (path, exc), **result)
+    backups = [describe(c, path, now) for c in candidates]
+    good = [b for b in backups if b["good"]]
+    result.update(
+        backups=backups, count=len(backups), good_count=len(good),
+        newest_good=good[0] if good else None, newest_good_path=good[0]["path"] if good else None,
+        left_alone=[dict(path=os.path.join(path, entry.name), reason=reason) for entry, reason in scanned.skipped],
+        orphan_manifests=[os.path.join(path, entry.name) for entry in scanned.orphan_manifests])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

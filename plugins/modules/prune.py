@@ -1,0 +1,436 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: prune
+short_description: Remove old backups by retention rules, never the newest good one
+version_added: 0.1.0
+description:
+  - Applies retention rules to the backups in O(path) and removes the backups (with their
+    manifests) that no rule keeps, plus the leftovers of failed or interrupted runs. The rules
+    and every decision are explained in the collection's C(docs/retention.md).
+  - B(Good backups.) Only a backup with this collection's name C(<database>_backup_YYYYMMDD_HHMMSS)
+    (C(.sql), C(.sql.gz), C(.sql.zst), C(.sql.lz4), C(.dump) or a directory archive) and a valid
+    manifest whose C(backup_name) is that name, whose size matches the manifest and (with
+    O(verify_checksums)) whose sha256 still matches, is good. The rules count good backups only.
+  - B(Rules.) The newest good backup and the O(keep_last) newest good backups are always kept.
+    O(max_age_days) removes the other good backups older than that. With O(keep_daily),
+    O(keep_weekly) or O(keep_monthly) (grandfather-father-son), a good backup is kept when one of
+    them selects it, and removed otherwise. Without them, good backups younger than
+    O(max_age_days) are kept; without O(max_age_days) either, only the O(keep_last) newest are.
+  - B(Backups that are not good.) A 0-byte backup file is removed (unless it was modified in the
+    last hour, as another process may still be writing it). A backup without a manifest, with an
+    invalid or foreign manifest, of the wrong size or with a checksum mismatch is removed once a
+    newer good backup exists, and kept (and reported) while none does.
+  - B(Leftovers.) A manifest whose backup is gone (an orphan) is removed, and so are hidden
+    temporaries C(.<name>.partial-<host>-<pid>) of this host whose writer no longer runs.
+  - B(Earlier processes.) C(<database>_backup_YYYYMMDD_HHMMSS.sql) without a manifest and
+    C(<database>_backup_YYYY-MM-DD_HH-mm-ss.backup) are the earlier processes' backups. They are
+    left alone unless O(include_legacy=true); then a non-empty one is a good backup subject to the
+    rules (its time is the time in its name, see O(legacy_timezone)) and an empty one is removed.
+  - B(Safety.) Entries whose names are not backups of O(database) (the C(logs) folder, other
+    files) are never touched. Symlinks are never followed and never removed, even with a backup's
+    name; nothing outside O(path) is removed. Directory archives are removed recursively without
+    following symlinks. An entry that changed between the scan and the removal is left alone
+    and reported as an error.
+options:
+  path:
+    description:
+      - The backup directory.
+      - When it does not exist the module warns and removes nothing.
+    type: path
+    required: true
+  database:
+    description:
+      - The name prefix of the backups to consider, C(<database>_backup_...); the database name
+        the backups were made of (made file-name safe as the backup module does).
+    type: str
+    default: lift_simulator
+    aliases: [ db, prefix ]
+  keep_last:
+    description:
+      - Always keep this many of the newest good backups, whatever the other rules say.
+      - The newest good backup is kept even with V(0).
+    type: int
+    default: 4
+  keep_daily:
+    description:
+      - Keep the newest good backup of each of the last N days that have good backups.
+    type: int
+  keep_weekly:
+    description:
+      - Keep the newest good backup of each of the last N ISO weeks that have good backups.
+    type: int
+  keep_monthly:
+    description:
+      - Keep the newest good backup of each of the last N months that have good backups.
+    type: int
+  max_age_days:
+    description:
+      - Remove good backups older than this many days, unless O(keep_last) keeps them (it always
+        wins, so there are never fewer than O(keep_last) good backups).
+      - It also limits O(keep_daily), O(keep_weekly) and O(keep_monthly).
+      - Without those rules it is the retention period itself; the earlier process kept 90 days but
+        never fewer than 3, which is O(max_age_days=90) with O(keep_last=3).
+    type: int
+  include_legacy:
+    description:
+      - Also handle the backups of the earlier processes (see the description).
+    type: bool
+    default: false
+  verify_checksums:
+    description:
+      - Hash every good backup and compare it with its manifest's sha256; a backup that no longer
+        matches is not good (and is removed once a newer good backup exists).
+      - V(false) skips the hashing (sizes are still compared with the manifests).
+    type: bool
+    default: true
+  timezone:
+    description:
+      - Time zone of the day, week and month boundaries of O(keep_daily), O(keep_weekly) and
+        O(keep_monthly). Backup times are compared in UTC in every case.
+    type: str
+    choices: [ utc, local ]
+    default: utc
+  legacy_timezone:
+    description:
+      - Time zone of the times in the earlier processes' backup names (this collection's names,
+        and all manifest times, are UTC). The earlier processes used the host's local time.
+    type: str
+    choices: [ local, utc ]
+    default: local
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
+    support: full
+    details: Check mode lists in RV(removed) what would be removed, and removes nothing.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: The diff lists the backups, manifests and leftovers before and after.
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+    details: A second run at (nearly) the same time removes nothing; as time passes the rules select other backups.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+seealso:
+  - module: lift_simulator.postgresql.backup_info
+  - module: lift_simulator.postgresql.backup
+author:
+  - lift_simulator maintainers (@lift-simulator)
+"""
+
+EXAMPLES = r"""
+- name: The earlier process's retention - 90 days, never fewer than 3 backups
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.prune:
+    path: /var/backups/lift_simulator
+    keep_last: 3
+    max_age_days: 90
+    include_legacy: true
+
+- name: Grandfather-father-son - 7 daily, 5 weekly, 12 monthly, and at least the 4 newest
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.prune:
+    path: /var/backups/lift_simulator
+    keep_daily: 7
+    keep_weekly: 5
+    keep_monthly: 12
+
+- name: See what would be removed, and why
+  lift_simulator.postgresql.prune:
+    path: /var/backups/lift_simulator
+    keep_last: 3
+    max_age_days: 90
+  check_mode: true
+  register: preview
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "{{ preview.removed | map(attribute='name') | zip(preview.removed | map(attribute='rule')) | list }}"
+"""
+
+RETURN = r"""
+path:
+  description: The backup directory.
+  returned: always
+  type: str
+  sample: /var/backups/lift_simulator
+kept:
+  description:
+    - The backups kept, newest first, each with the rule that kept it.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: File (or folder) name.
+      type: str
+      sample: lift_simulator_backup_20261124_080001.sql
+    path:
+      description: Full path.
+      type: str
+      sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+    rule:
+      description:
+        - The rule that decided, for example C(keep_last), C(newest_good), C(keep_daily 2026-11-24),
+          C(keep_weekly 2026-W48), C(keep_monthly 2026-11), C(within_max_age), C(zero_bytes_recent),
+          C(no_newer_good_backup).
+      type: str
+      sample: keep_daily 2026-11-24
+    rules:
+      description: Every keep rule that selects the backup.
+      type: list
+      elements: str
+      sample: [keep_last, newest_good, keep_daily 2026-11-24]
+    reason:
+      description: The decision in words.
+      type: str
+      sample: one of the 4 newest good backups
+    what:
+      description: V(backup), V(manifest) (an orphan) or V(partial) (a leftover temporary).
+      type: str
+      sample: backup
+    time:
+      description: The backup's time (manifest's C(started_at), or the time in its name), UTC.
+      type: str
+      sample: "2026-11-24T08:00:01Z"
+    age_days:
+      description: Age in days at the time of the run.
+      type: float
+      sample: 1.25
+    good:
+      description: Whether the backup is good.
+      type: bool
+      sample: true
+    problem:
+      description:
+        - Why it is not good (null when it is), V(zero_bytes), V(no_manifest), V(invalid_manifest),
+          V(size_mismatch) or V(checksum_mismatch).
+      type: str
+      sample: null
+    legacy:
+      description: Whether it is an earlier process's backup.
+      type: bool
+      sample: false
+    size_bytes:
+      description: Size on disk (the sum of the files for a directory archive).
+      type: int
+      sample: 861235
+    manifest_path:
+      description: Its manifest, removed together with it (null when there is none).
+      type: str
+      sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.manifest.json
+removed:
+  description:
+    - What was removed (in check mode, what would be), newest backups first, then orphan manifests
+      and leftover temporaries; the entries have the fields of RV(kept).
+    - The rule is for example C(max_age_days), C(not_selected), C(zero_bytes), C(checksum_mismatch),
+      C(size_mismatch), C(no_manifest), C(invalid_manifest), C(orphan_manifest) or C(stale_partial).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: lift_simulator_backup_20260801_020000.sql
+      path: /var/backups/lift_simulator/lift_simulator_backup_20260801_020000.sql
+      rule: max_age_days
+      reason: older than 90 days
+      what: backup
+left_alone:
+  description:
+    - Backup-named entries left alone, and why (symlinks, earlier processes' backups without
+      O(include_legacy)).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - path: /var/backups/lift_simulator/lift_simulator_backup_20261101_020000.sql
+      reason: "a backup name on a symlink: never followed or removed"
+errors:
+  description: Entries that could not be removed, and why.
+  returned: failure
+  type: list
+  elements: dict
+"""
+
+import datetime
+import errno
+import os
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_dir import list_entries
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import safe_component
+
+UTC = datetime.timezone.utc
+
+
+def remove_tree(parent_fd, name):
+    """Remove a folder below ``parent_fd`` recursively, by file descriptors, never following symlinks."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    try:
+        with os.scandir(fd) as listing:
+            children = [(item.name, item.is_dir(follow_symlinks=False)) for item in listing]
+        for child, is_dir in children:
+            if is_dir:
+                remove_tree(fd, child)
+            else:
+                os.unlink(child, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
+def remove_entry(dir_fd, name, ident):
+    """Remove the file or folder ``name`` if it is still what was examined; never a symlink."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if (st.st_dev, st.st_ino) != ident:
+        raise OSError(errno.EAGAIN, "it changed since it was examined; left alone")
+    if stat.S_ISDIR(st.st_mode):
+        remove_tree(dir_fd, name)
+    elif stat.S_ISREG(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+    else:
+        raise OSError(errno.EPERM, "it is no longer a file or folder; left alone")
+
+
+def entry_result(decision, path, now):
+    result = dict(name=decision.name, path=os.path.join(path, decision.name), rule=decision.rule,
+                  rules=decision.rules, reason=decision.reason, what=decision.what)
+    candidate = decision.candidate
+    if candidate is not None:
+        result.update(
+            time=candidate.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            age_days=round((now - candidate.time).total_seconds() / 86400.0, 3),
+            good=candidate.good, problem=candidate.problem, legacy=candidate.legacy, size_bytes=candidate.size,
+            manifest_path=os.path.join(path, candidate.manifest_name) if candidate.manifest_name else None)
+    return result
+
+
+def removed_names(decision):
+    names = [decision.name]
+    if decision.candidate is not None and decision.candidate.manifest_name:
+        names.append(decision.candidate.manifest_name)
+    return names
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            database=dict(type="str", default="lift_simulator", aliases=["db", "prefix"]),
+            keep_last=dict(type="int", default=4),
+            keep_daily=dict(type="int"),
+            keep_weekly=dict(type="int"),
+            keep_monthly=dict(type="int"),
+            max_age_days=dict(type="int"),
+            include_legacy=dict(type="bool", default=False),
+            verify_checksums=dict(type="bool", default=True),
+            timezone=dict(type="str", default="utc", choices=["utc", "local"]),
+            legacy_timezone=dict(type="str", default="local", choices=["local", "utc"]),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    path = os.path.abspath(p["path"])
+    try:
+        rules = retention.Rules(keep_last=p["keep_last"], keep_daily=p["keep_daily"], keep_weekly=p["keep_weekly"],
+                                keep_monthly=p["keep_monthly"], max_age_days=p["max_age_days"],
+                                tz=UTC if p["timezone"] == "utc" else None)
+    except retention.RetentionError as exc:
+        module.fail_json(msg=str(exc))
+    result = dict(changed=False, path=path, kept=[], removed=[], left_alone=[])
+    if not os.path.lexists(path):
+        module.warn("%s does not exist: nothing to prune" % path)
+        module.exit_json(**result)
+    if not os.path.isdir(path):
+        module.fail_json(msg="%s is not a directory" % path, **result)
+
+    now = datetime.datetime.now(UTC)
+    prefix = safe_component(p["database"])
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        module.fail_json(msg="cannot open %s: %s" % (path, exc.strerror), **result)
+    try:
+        try:
+            entries, idents = list_entries(path, dir_fd=dir_fd)
+            scanned = retention.scan(entries, prefix)
+            candidates, left_out = retention.inspect(
+                scanned, p["include_legacy"],
+                read_manifest=lambda name: manifest_mod.load_manifest(os.path.join(path, name)),
+                digest=(lambda name: checksums.backup_digest(os.path.join(path, name))[0])
+                if p["verify_checksums"] else None,
+                legacy_tz=None if p["legacy_timezone"] == "local" else UTC)
+            partials = [os.path.basename(found) for found in atomic_files.find_stale_partials(path)
+                        if retention.belongs_to(atomic_files.partial_target(os.path.basename(found)), prefix)]
+        except OSError as exc:
+            module.fail_json(msg="cannot examine %s: %s" % (path, exc), **result)
+        plan = retention.plan(candidates, rules, now, orphan_manifests=[e.name for e in scanned.orphan_manifests],
+                              stale_partials=partials)
+        result["kept"] = [entry_result(d, path, now) for d in plan.kept]
+        result["removed"] = [entry_result(d, path, now) for d in plan.removed]
+        result["left_alone"] = [dict(path=os.path.join(path, entry.name), reason=reason)
+                                for entry, reason in scanned.skipped]
+        result["left_alone"].extend(dict(path=os.path.join(path, s.entry.name),
+                                         reason="an earlier process's backup; include_legacy is false")
+                                    for s in left_out)
+        result["changed"] = bool(plan.removed)
+        before = sorted(set(n for d in plan.kept + plan.removed for n in removed_names(d)))
+        gone = set(n for d in plan.removed for n in removed_names(d))
+        if module._diff:
+            result["diff"] = dict(before_header=path, after_header=path,
+                                  before="".join(n + "\n" for n in before),
+                                  after="".join(n + "\n" for n in before if n not in gone))
+        if module.check_mode or not plan.removed:
+            module.exit_json(**result)
+
+        errors = []
+        for decision in plan.removed:
+            try:
+                if decision.what == "partial":
+                    atomic_files.remove_partials([os.path.join(path, decision.name)])
+                    continue
+                remove_entry(dir_fd, decision.name, idents[decision.name])
+                # The backup first: an interruption leaves an orphan manifest, removed next time.
+                if decision.candidate is not None and decision.candidate.manifest_name:
+                    name = decision.candidate.manifest_name
+                    remove_entry(dir_fd, name, idents[name])
+            except OSError as exc:
+                errors.append(dict(path=os.path.join(path, decision.name), msg=exc.strerror or str(exc)))
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass
+    finally:
+        os.close(dir_fd)
+    if errors:
+        failed = set(e["path"] for e in errors)
+        result["removed"] = [r for r in result["removed"] if r["path"] not in failed]
+        module.fail_json(msg="could not remove %d of %d entries: %s" % (
+            len(errors), len(plan.removed), "; ".join("%s: %s" % (e["path"], e["msg"]) for e in errors)),
+            errors=errors, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
