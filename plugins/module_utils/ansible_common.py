@@ -45,3 +45,16 @@ def connection_params(module, database):
         ca_cert=p["ca_cert"],
         connect_timeout=p["connect_timeout"],
     )
+
+
+def checks_argument_spec():
+    """Options documented by the doc fragment lift_simulator.postgresql.checks."""
+    return dict(
+        checks=dict(type="list", elements="dict", default=[], options=dict(
+            name=dict(type="str", required=True),
+            sql=dict(type="str", required=True),
+            expect=dict(type="raw"),
+            min=dict(type="float"),
+        ), mutually_exclusive=[["expect", "min"]]),
+        app_schema=dict(type="str", default="lift_simulator"),
+    )

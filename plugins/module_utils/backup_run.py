@@ -23,6 +23,7 @@ import threading
 import time
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
@@ -52,7 +53,8 @@ class BackupError(Exception):
 class BackupRequest(object):
     def __init__(self, connection, dest_dir, fmt="plain", compression=None, compression_level=None,
                  jobs=None, name_template=naming.DEFAULT_NAME_TEMPLATE, timezone="utc", bin_dir=None,
-                 check_free_space=True, lock_wait_timeout=None, log_dir=None):
+                 check_free_space=True, lock_wait_timeout=None, log_dir=None,
+                 app_schema=checklist.DEFAULT_APP_SCHEMA):
         self.connection = connection
         self.dest_dir = os.path.abspath(dest_dir)
         self.format = fmt
@@ -67,6 +69,7 @@ class BackupRequest(object):
         self.check_free_space = check_free_space
         self.lock_wait_timeout = lock_wait_timeout
         self.log_dir = os.path.abspath(log_dir) if log_dir else None
+        self.app_schema = app_schema
 
     def validate(self):
         if self.format not in naming.FORMATS:
@@ -202,6 +205,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
                 counter.join()
         with conn.cursor() as cur:
             flyway = pg_catalog.flyway_state(cur)
+            figures = checklist.capture(cur, request.app_schema)
         conn.rollback()
     except BackupError as exc:
         _finish_log(request, log, stem, result, "FAILED: %s" % exc, getattr(exc, "stderr", ""))
@@ -247,6 +251,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         row_counts=counter.counts,
         flyway_version=primary_flyway["version"] if primary_flyway else None,
         flyway=flyway,
+        checklist=figures,
         snapshot=snapshot,
         collection=COLLECTION_NAME,
         collection_version=COLLECTION_VERSION,
@@ -339,7 +344,7 @@ def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, befor
                                       lock_wait_timeout=request.lock_wait_timeout)
     started = time.monotonic()
     try:
-        dump_pipeline.run_to_directory(argv, env=env)
+        dump_pipeline.run_program(argv, env=env)
         os.chmod(temp_dir, 0o700)
         for root, _dirs, files in os.walk(temp_dir):
             for entry in files:

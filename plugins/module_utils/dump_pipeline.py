@@ -279,12 +279,11 @@ def read_tail(handle, limit=8192):
         return ""
 
 
-def run_to_directory(argv, env=None):
-    """Run pg_dump writing a directory archive itself (no stream to hash). Raises DumpError."""
+def run_program(argv, env=None, stdin=subprocess.DEVNULL):
+    """Run a program to completion (stdout discarded); raise DumpError with its stderr on failure."""
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=err, env=env, close_fds=True)
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=err, env=env, close_fds=True)
         except OSError as exc:
             raise DumpError("cannot start %s: %s" % (argv[0], exc.strerror))
         try:

@@ -28,11 +28,15 @@ try:
 
     HAS_PSYCOPG2 = True
     PSYCOPG2_IMPORT_ERROR = None
+    DatabaseError = psycopg2.Error
 except ImportError as exc:  # pragma: no cover - depends on the host
     psycopg2 = None
     pg_sql = None
     HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR = exc
+
+    class DatabaseError(Exception):
+        """Stands in for psycopg2.Error where psycopg2 is missing (connect() then fails clearly)."""
 
 
 class PgError(Exception):

@@ -105,6 +105,13 @@ options:
       - Passed to C(pg_dump --lock-wait-timeout) (for example V(60s)); fail instead of waiting
         forever behind an exclusive lock.
     type: str
+  app_schema:
+    description:
+      - Schema of the application's tables. When it holds C(lift_system) and C(lift_system_version),
+        the manifest records the backup strategy's checklist figures (versions and published versions
+        per system) counted in the dumped snapshot, for verification to compare.
+    type: str
+    default: lift_simulator
   log_dir:
     description:
       - When set, one log file per run, C(<backup name without suffix>.log), is written there
@@ -272,6 +279,7 @@ def main():
         check_free_space=dict(type="bool", default=True),
         lock_wait_timeout=dict(type="str"),
         log_dir=dict(type="path"),
+        app_schema=dict(type="str", default="lift_simulator"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE)
@@ -289,6 +297,7 @@ def main():
         check_free_space=p["check_free_space"],
         lock_wait_timeout=p["lock_wait_timeout"],
         log_dir=p["log_dir"],
+        app_schema=p["app_schema"],
     )
     try:
         result = run_backup(request, check_mode=module.check_mode)

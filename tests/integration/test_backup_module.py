@@ -20,53 +20,8 @@ import time
 import pytest
 
 from conftest import LIFT_ADMIN_PASSWORD, SUPERUSER_PASSWORD, load_fixture, postgres_owned_dir, run_playbook
+from helpers import backup, listing, restore_with_bare_tools, sha256_file
 from pgcompare import fingerprint, row_counts
-
-DECOMPRESS = {"gzip": ["gzip", "-d", "-c"], "zstd": ["zstd", "-q", "-d", "-c"], "lz4": ["lz4", "-q", "-d", "-c"]}
-
-
-def backup(cluster, dest, run_as="postgres", expect_ok=True, **options):
-    args = dict(cluster.connection_vars() if "login_host" not in options else {}, dest_dir=dest)
-    args.update(options)
-    run = run_playbook("backup_module.yml", {"backup_args": args, "run_as": run_as})
-    result = run.task("Backup")
-    if expect_ok:
-        assert run.rc == 0, "backup failed: %s\n%s" % (result and result.get("msg"), run.stderr[-3000:])
-    else:
-        assert run.rc != 0, "backup unexpectedly succeeded"
-    return result
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def restore_with_bare_tools(cluster, result, target):
-    """Restore a backup into a new database with psql / pg_restore only."""
-    cluster.psql('CREATE DATABASE "%s" OWNER lift_admin' % target)
-    path = result["path"]
-    env = cluster.env()
-    env["PGDATABASE"] = target
-    if result["format"] == "plain":
-        psql = [cluster.bin_path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"]
-        if result["compression"] == "none":
-            subprocess.run(psql + ["-f", path], env=env, check=True, stdout=subprocess.DEVNULL)
-        else:
-            unpack = subprocess.Popen(DECOMPRESS[result["compression"]] + [path], stdout=subprocess.PIPE)
-            subprocess.run(psql + ["-f", "-"], env=env, check=True, stdin=unpack.stdout, stdout=subprocess.DEVNULL)
-            unpack.stdout.close()
-            assert unpack.wait() == 0
-    else:
-        subprocess.run([cluster.bin_path("pg_restore"), "--exit-on-error", "--jobs=2", "-d", target, path],
-                       env=env, check=True)
-
-
-def listing(directory):
-    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +139,8 @@ def test_backup_playbook_with_password_auth_fetches_and_never_shows_the_password
     """playbooks/backup.yml as lift_admin over TCP, at -vvv, fetching to the controller."""
     fetch_dir = os.path.join(workdir, "fetched")
     extra = {"lift_backup_dir": os.path.join(workdir, "backups"), "lift_backup_become_user": "postgres",
-             "lift_backup_login_host": "127.0.0.1", "lift_backup_login_port": cluster.port,
-             "lift_backup_login_user": "lift_admin", "lift_backup_login_password": LIFT_ADMIN_PASSWORD,
+             "lift_pg_login_host": "127.0.0.1", "lift_pg_login_port": cluster.port,
+             "lift_pg_login_user": "lift_admin", "lift_pg_login_password": LIFT_ADMIN_PASSWORD,
              "lift_backup_compression": "zstd", "lift_backup_fetch": True, "lift_backup_fetch_dir": fetch_dir}
     run = run_playbook("playbooks/backup.yml", extra, verbosity=3, json_output=False)
     assert run.rc == 0, run.stdout[-4000:] + run.stderr[-2000:]

@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a backup file is, and the quick verification that needs no database.
+
+Recognises this collection's backups (with manifests) and the earlier processes' ones (plain
+``.sql``, custom ``.backup``, gzip-compressed plain), by content rather than by name. The quick
+verification reads each file once: sha256 against the manifest, pg_dump's header and completion
+trailer for plain dumps (also through a decompressor), the table of contents of archives.
+Pure Python (runs pg_restore and the decompressors; no Ansible).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import subprocess
+import tempfile
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.checklist import check
+
+PLAIN_HEADER = b"-- PostgreSQL database dump"
+PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
+CUSTOM_MAGIC = b"PGDMP"
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+)
+_TAIL_BYTES = 64 * 1024
+
+
+class BackupFileError(Exception):
+    pass
+
+
+class Backup(object):
+    """A backup on disk: its format and compression (from its content), its manifest if any."""
+
+    def __init__(self, path, fmt, compression, size, manifest=None, manifest_error=None):
+        self.path = path
+        self.name = os.path.basename(path.rstrip("/"))
+        self.format = fmt
+        self.compression = compression
+        self.size = size
+        self.manifest = manifest
+        self.manifest_error = manifest_error
+        self.sha256 = None
+
+    @property
+    def expected_rows(self):
+        return self.manifest["row_counts"] if self.manifest else None
+
+
+def detect_format(path):
+    """(format, compression) from the content; raises BackupFileError for what is not a dump."""
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "toc.dat")):
+            raise BackupFileError("%s is a directory but not a directory-format dump (no toc.dat)" % path)
+        return "directory", None
+    if not os.path.isfile(path):
+        raise BackupFileError("backup %s does not exist" % path)
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        raise BackupFileError("backup %s is empty" % path)
+    if head.startswith(CUSTOM_MAGIC):
+        return "custom", None
+    for magic, compression in _MAGIC:
+        if head.startswith(magic):
+            return "plain", compression
+    if PLAIN_HEADER in head[:1024]:
+        return "plain", "none"
+    raise BackupFileError("%s is not a PostgreSQL dump (no pg_dump header, not a custom or compressed dump)" % path)
+
+
+def inspect(path):
+    """Look at a backup and its manifest (if any). Raises BackupFileError for a non-dump."""
+    try:
+        return _inspect(os.path.abspath(path))
+    except OSError as exc:
+        raise BackupFileError("cannot read %s: %s" % (exc.filename or path, exc.strerror))
+
+
+def _inspect(path):
+    fmt, compression = detect_format(path)
+    size = 0
+    if fmt == "directory":
+        for root, _dirs, files in os.walk(path):
+            size += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    else:
+        size = os.path.getsize(path)
+    manifest = None
+    manifest_error = None
+    manifest_path = manifest_mod.manifest_path_for(path)
+    if os.path.exists(manifest_path):
+        try:
+            manifest = manifest_mod.load_manifest(manifest_path)
+        except manifest_mod.ManifestError as exc:
+            manifest_error = str(exc)
+    return Backup(path, fmt, compression, size, manifest, manifest_error)
+
+
+def _manifest_checks(backup):
+    """Checks that the manifest belongs to this file and agrees with what the file is."""
+    if backup.manifest is None:
+        if backup.manifest_error:
+            return [check("manifest", False, backup.manifest_error)]
+        return [check("manifest", True, "no manifest (a backup of an earlier process?): checksum and row counts "
+                      "cannot be compared", skipped=True)]
+    m = backup.manifest
+    problems = []
+    if m["backup_name"] != backup.name:
+        problems.append("it describes %s, not %s" % (m["backup_name"], backup.name))
+    if m["format"] != backup.format:
+        problems.append("it says format %s, the file is %s" % (m["format"], backup.format))
+    if backup.format == "plain" and m["compression"] != backup.compression:
+        problems.append("it says compression %s, the file is %s" % (m["compression"], backup.compression))
+    if problems:
+        return [check("manifest", False, "the manifest does not belong to this backup: " + "; ".join(problems))]
+    return [check("manifest", True, "manifest version %s, written %s" % (m["manifest_version"], m["finished_at"]))]
+
+
+def _checksum_check(backup):
+    digest, size = checksums.backup_digest(backup.path)
+    backup.sha256 = digest
+    if backup.manifest is None:
+        return check("sha256", True, "sha256 %s (%d bytes); no manifest to compare with" % (digest, size), skipped=True)
+    if size != backup.manifest["size_bytes"]:
+        return check("sha256", False, "size is %d bytes, the manifest recorded %d (truncated or appended?)"
+                     % (size, backup.manifest["size_bytes"]))
+    if digest != backup.manifest["sha256"]:
+        detail = "sha256 %s differs from the manifest's %s" % (digest, backup.manifest["sha256"])
+        if backup.format == "directory" and backup.manifest.get("files"):
+            files, _total, _d = checksums.hash_directory(backup.path)
+            bad = sorted(set(f for f in files if files[f] != backup.manifest["files"].get(f))
+                         | set(f for f in backup.manifest["files"] if f not in files))
+            detail += " (files: %s)" % ", ".join(bad[:10])
+        return check("sha256", False, detail)
+    return check("sha256", True, "matches the manifest (%s)" % digest)
+
+
+def _plain_structure_check(backup):
+    """pg_dump's header at the start and its completion trailer at the end (catches truncation)."""
+    head = b""
+    tail = b""
+    if backup.compression == "none":
+        with open(backup.path, "rb") as handle:
+            head = handle.read(4096)
+            handle.seek(max(0, backup.size - _TAIL_BYTES))
+            tail = handle.read()
+    else:
+        argv = dump_pipeline.decompressor_argv(backup.compression) + [backup.path]
+        with tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                                        bufsize=0, close_fds=True)
+            except OSError as exc:
+                return check("structure", False, "cannot run %s to read the %s stream: %s"
+                             % (argv[0], backup.compression, exc.strerror))
+            buf = bytearray(dump_pipeline.CHUNK)
+            view = memoryview(buf)
+            while True:
+                count = proc.stdout.readinto(buf)
+                if not count:
+                    break
+                if len(head) < 4096:
+                    head += bytes(view[:min(count, 4096 - len(head))])
+                tail = (tail + bytes(view[max(0, count - _TAIL_BYTES):count]))[-_TAIL_BYTES:]
+            proc.stdout.close()
+            if proc.wait() != 0:
+                return check("structure", False, "the %s stream is damaged: %s" % (
+                    backup.compression, dump_pipeline.read_tail(err).strip().splitlines()[-1:] or "decompression failed"))
+    if PLAIN_HEADER not in head[:1024]:
+        return check("structure", False, "no pg_dump header at the start")
+    if b"\nCREATE DATABASE " in head or b"\n\\connect " in head:
+        return check("structure", False, "made with pg_dump --create (it creates and connects to its own database); "
+                     "dump without --create, or restore it with psql by hand")
+    if PLAIN_TRAILER not in tail:
+        return check("structure", False, "pg_dump's completion trailer is missing: the dump is truncated or incomplete")
+    return check("structure", True, "pg_dump header and completion trailer present")
+
+
+def _archive_structure_check(backup, pg_restore, full_read):
+    """pg_restore reads the table of contents (and, without a checksum to rely on, every block)."""
+    entries = archive_listing(backup.path, pg_restore)
+    if isinstance(entries, dict):
+        return entries
+    if full_read:
+        with tempfile.TemporaryFile() as err:
+            code = subprocess.run([pg_restore, "-f", os.devnull, backup.path], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=err, check=False).returncode
+            if code != 0:
+                return check("structure", False, "pg_restore cannot read the whole archive: %s"
+                             % dump_pipeline.read_tail(err).strip().splitlines()[-1:])
+        return check("structure", True, "table of contents with %d entries; every data block read" % len(entries))
+    return check("structure", True, "table of contents with %d entries" % len(entries))
+
+
+def archive_listing(path, pg_restore):
+    """pg_restore --list lines (without comments), or a failed check."""
+    proc = subprocess.run([pg_restore, "--list", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+        last = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        return check("structure", False, "pg_restore cannot read the table of contents: %s" % last[0])
+    return [line for line in proc.stdout.decode("utf-8", "replace").splitlines() if line and not line.startswith(";")]
+
+
+def quick_checks(backup, pg_restore=None):
+    """All quick checks of a backup; each is a dict(name, passed, skipped, detail)."""
+    try:
+        return _quick_checks(backup, pg_restore)
+    except OSError as exc:
+        raise BackupFileError("cannot read %s: %s" % (exc.filename or backup.path, exc.strerror))
+
+
+def _quick_checks(backup, pg_restore):
+    checks = [check("not empty", backup.size > 0, "%d bytes" % backup.size)]
+    if backup.size == 0:
+        return checks
+    checks.extend(_manifest_checks(backup))
+    checks.append(_checksum_check(backup))
+    if backup.format == "plain":
+        checks.append(_plain_structure_check(backup))
+    else:
+        if pg_restore is None:
+            raise BackupFileError("pg_restore is needed to read %s archives" % backup.format)
+        # With a matching checksum the archive is exactly what pg_dump wrote; without one, read it all.
+        trusted = backup.manifest is not None and checks[-1]["passed"]
+        checks.append(_archive_structure_check(backup, pg_restore, full_read=not trusted))
+    return checks

@@ -1,0 +1,277 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: restore
+short_description: Restore a backup without ever losing the live database
+version_added: 0.1.0
+description:
+  - Runs on the database host. Takes a backup of any format this collection writes, and the earlier
+    processes' plain (C(.sql), also gzip-compressed) and custom (C(.backup)) backups.
+  - The quick verification of M(lift_simulator.postgresql.verify) runs first; a corrupt or truncated
+    backup is refused with a clear error and nothing changes.
+  - B(strategy=swap) (default) restores into a staging database C(<database>_staging_<time>), runs
+    the checks there (row counts against the manifest, the backup strategy's checklist, O(checks)),
+    then in one short critical section stops new connections to the live database, ends its
+    sessions and, in one transaction, renames it to C(<database>_pre_restore_<time>) and the
+    staging database to the live name. Any failure before or during the swap leaves the live
+    database as it was and drops the staging database. RV(downtime_s) is how long the live name
+    could not be connected to; it does not grow with the database's size.
+  - B(strategy=create) is for a machine without the database; the restore is checked in staging and
+    renamed into place, owned by O(owner).
+  - B(strategy=replace) is the strategy document's drop, create, restore. It needs O(force=true)
+    because the live database is gone before the restore starts, and the downtime is the whole restore.
+  - Plain SQL is restored with C(psql) under C(ON_ERROR_STOP) in one transaction; custom and
+    directory archives with C(pg_restore) (in one transaction, or with O(jobs) in parallel).
+    Afterwards every object in the user schemas is owned by O(owner), and the database-level
+    privileges and settings of the database it replaces are granted again (a new database gets
+    C(GRANT ALL) for O(owner)).
+  - B(Selective restore.) With O(tables), only those tables' data is loaded into the existing
+    O(database), in one transaction (optionally after O(truncate)), parents before the tables that
+    reference them, with their sequences set as in the backup. It works for custom and directory
+    archives and for plain SQL dumps (whose data sections the module reads itself). A table the
+    backup does not have is an error that lists the tables it has.
+  - B(Provenance and idempotency.) The restored database's comment records the backup it came from,
+    as C(lift_simulator.postgresql restore) followed by a JSON object with the backup's name, its
+    sha256, the time and the strategy.
+    Restoring the same backup (same sha256) onto a database restored from it reports
+    C(changed=false) unless O(force=true). The module owns the database comment.
+  - Restores of the same database are serialised with an advisory lock; staging databases of
+    killed runs are dropped by the next run, which also lets a live database whose swap was
+    interrupted accept connections again.
+options:
+  path:
+    description:
+      - The backup file (or directory-format folder) on the database host.
+    type: path
+    required: true
+    aliases: [ backup ]
+  database:
+    description: The database to restore.
+    type: str
+    default: lift_simulator
+  owner:
+    description: Role that owns the restored database and every object in its user schemas.
+    type: str
+    default: lift_admin
+  strategy:
+    description: How the live database is replaced (see the description).
+    type: str
+    choices: [ swap, create, replace ]
+    default: swap
+  keep_previous:
+    description:
+      - With O(strategy=swap), keep the replaced database as C(<database>_pre_restore_<time>)
+        (default) or drop it after the swap.
+    type: bool
+    default: true
+  force:
+    description:
+      - Restore even when the database was already restored from this backup; required for
+        O(strategy=replace).
+    type: bool
+    default: false
+  tables:
+    description:
+      - Restore only the data of these tables (C(schema.table); quote parts that need it as in SQL)
+        into the existing database.
+    type: list
+    elements: str
+    default: []
+  truncate:
+    description: With O(tables), empty those tables first (in the same transaction).
+    type: bool
+    default: false
+  jobs:
+    description: Parallel C(pg_restore) jobs for custom and directory archives.
+    type: int
+    default: 1
+  bin_dir:
+    description:
+      - Directory of C(psql) and C(pg_restore); by default the newest C(/usr/lib/postgresql/<major>/bin),
+        then C(PATH). Clients older than the server are refused.
+    type: path
+  maintenance_db:
+    description: Database to connect to for creating, renaming and dropping databases.
+    type: str
+    default: postgres
+  phase:
+    description:
+      - V(full) (default) does the whole restore.
+      - With O(strategy=swap) or O(strategy=create) the work can be split so that the application is
+        stopped only for the swap itself (C(playbooks/restore.yml) does this). V(stage) restores and
+        checks the staging database and leaves it, marked as staged, returning its name in
+        RV(staging_database) (or C(changed=false) and no staging database when the database was
+        already restored from this backup). V(swap) puts a staged database in place
+        (O(staging_database) names it); it does not read the backup again.
+      - A staged database that is never swapped in is dropped by the next restore of the same database.
+    type: str
+    choices: [ full, stage, swap ]
+    default: full
+  staging_database:
+    description: With O(phase=swap), the database the stage phase returned.
+    type: str
+extends_documentation_fragment:
+  - lift_simulator.postgresql.connection
+  - lift_simulator.postgresql.checks
+attributes:
+  check_mode:
+    description: Can run in check mode and report what it would do.
+    support: full
+    details: Check mode verifies the backup and reports the plan (strategy and database names).
+  diff_mode:
+    description: Will return details on what has changed when in diff mode.
+    support: none
+  idempotent:
+    description: Running the task twice has no further effect.
+    support: full
+    details: The second restore of the same backup is a no-op (provenance in the database comment), except
+      for selective restores (O(tables)), which load again.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+notes:
+  - Connect as a role that may create and rename databases and end other sessions (normally
+    C(postgres) over the local socket).
+author:
+  - lift_simulator maintainers (@lift-simulator)
+"""
+
+EXAMPLES = r"""
+- name: Restore the newest backup beside the live database and swap it in
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.restore:
+    path: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+  register: restored
+
+- name: Show the downtime
+  ansible.builtin.debug:
+    msg: "live database unavailable for {{ restored.downtime_s }} s; previous kept as {{ restored.previous_database }}"
+
+- name: Fresh machine
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.restore:
+    path: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.zst
+    strategy: create
+
+- name: Put back two tables' data from last week's custom backup
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.restore:
+    path: /var/backups/lift_simulator/lift_simulator_backup_20261117_080002.dump
+    tables:
+      - lift_simulator.lift_system
+      - lift_simulator.lift_system_version
+    truncate: true
+"""
+
+RETURN = r"""
+database:
+  description: The restored database.
+  returned: always
+  type: str
+previous_database:
+  description: Name the replaced database now has (swap), or null.
+  returned: always
+  type: str
+  sample: lift_simulator_pre_restore_20261124083000
+staging_database:
+  description: The staging database used (renamed to the live name on success, dropped on failure).
+  returned: always
+  type: str
+strategy:
+  description: The strategy used (C(tables) for a selective restore).
+  returned: always
+  type: str
+duration_s:
+  description: Wall time of the whole restore.
+  returned: always
+  type: float
+downtime_s:
+  description: Seconds the live database name could not be connected to.
+  returned: always
+  type: float
+  sample: 0.0123
+row_counts:
+  description: Rows per table in the restored database (for O(tables), rows loaded per table).
+  returned: when a restore happened
+  type: dict
+checks:
+  description: Every check (quick verification, row counts, checklist, O(checks)) with its outcome.
+  returned: always
+  type: list
+  elements: dict
+sha256:
+  description: sha256 of the backup.
+  returned: when the backup could be read
+  type: str
+removed_leftovers:
+  description: Staging or scratch databases of interrupted runs that were dropped.
+  returned: when a restore happened
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
+    CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import DatabaseError, PgError
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(checks_argument_spec())
+    argument_spec.update(
+        path=dict(type="path", required=True, aliases=["backup"]),
+        database=dict(type="str", default="lift_simulator"),
+        owner=dict(type="str", default="lift_admin"),
+        strategy=dict(type="str", default="swap", choices=["swap", "create", "replace"]),
+        keep_previous=dict(type="bool", default=True),
+        force=dict(type="bool", default=False),
+        tables=dict(type="list", elements="str", default=[]),
+        truncate=dict(type="bool", default=False),
+        jobs=dict(type="int", default=1),
+        bin_dir=dict(type="path"),
+        maintenance_db=dict(type="str", default="postgres"),
+        phase=dict(type="str", default="full", choices=["full", "stage", "swap"]),
+        staging_database=dict(type="str"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
+                           required_if=[["phase", "swap", ["staging_database"]]])
+    p = module.params
+    if p["truncate"] and not p["tables"]:
+        module.fail_json(msg="truncate applies to a selective restore: set tables too")
+    if p["tables"] and (p["strategy"] != "swap" or p["phase"] != "full"):
+        module.fail_json(msg="tables restores data into the existing database; strategy and phase do not apply")
+    if p["phase"] != "full" and p["strategy"] == "replace":
+        module.fail_json(msg="strategy replace has no phases: it drops the database before restoring")
+    request = restore_run.RestoreRequest(
+        connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
+        owner=p["owner"], strategy=p["strategy"], keep_previous=p["keep_previous"], force=p["force"],
+        jobs=p["jobs"], bin_dir=p["bin_dir"], tables=p["tables"], truncate=p["truncate"], checks=p["checks"],
+        app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], phase=p["phase"],
+        staging_database=p["staging_database"])
+    try:
+        result = restore_run.run_restore(request, check_mode=module.check_mode)
+    except (restore_run.RestoreError, PgError, DatabaseError) as exc:
+        module.fail_json(msg="restore of %s into %s failed: %s" % (p["path"], p["database"], exc),
+                         checks=getattr(exc, "checks", []), stderr_tail=getattr(exc, "stderr", "") or "")
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: verify
+short_description: Prove that a backup is good, quickly or by restoring it
+version_added: 0.1.0
+description:
+  - Runs on the database host. Never changes anything lasting (C(changed=false)); fails when the
+    verification fails, with a message that names each failing check.
+  - B(level=quick) needs no database. The backup exists and is not empty; its sha256 (and size)
+    equal the manifest's, and the manifest belongs to this file; a plain dump starts with
+    C(pg_dump)'s header and ends with its completion trailer (which catches truncation), also
+    when it is gzip, zstd or lz4 compressed (decompressed as a stream); custom and directory
+    archives have a table of contents that C(pg_restore --list) reads, and without a manifest to
+    rely on every data block is read too.
+  - B(level=restore) also restores the backup into a scratch database (C(<database>_verify_<time>),
+    created with a marker and dropped afterwards, also when a check or the restore fails; scratch
+    databases of killed runs are dropped by the next run) and checks, schema-qualified, that per-table
+    row counts equal the manifest's, the backup strategy's checklist (Flyway history present and
+    all successful, with the manifest's latest version; lift_system count; version count per
+    system_key; published versions per system, all compared with the figures the backup recorded in
+    its snapshot); and the operator's O(checks).
+  - Accepts backups made by earlier processes, which have no manifest (plain C(.sql), custom-format
+    C(.backup), gzip-compressed plain). It says so in a warning and checks what it can.
+options:
+  path:
+    description:
+      - The backup file (or directory-format folder). Its manifest is read from
+        C(<path>.manifest.json) when present.
+    type: path
+    required: true
+    aliases: [ backup ]
+  level:
+    description:
+      - V(quick) checks the file; V(restore) also restores it into a scratch database and checks that.
+    type: str
+    choices: [ quick, restore ]
+    default: quick
+  database:
+    description:
+      - Name the scratch database is derived from when the backup has no manifest (a manifest's
+        database name is used otherwise).
+    type: str
+    default: lift_simulator
+  jobs:
+    description:
+      - Parallel C(pg_restore) jobs for custom and directory archives (level restore).
+    type: int
+    default: 1
+  bin_dir:
+    description:
+      - Directory of C(psql) and C(pg_restore); by default the newest C(/usr/lib/postgresql/<major>/bin),
+        then C(PATH).
+    type: path
+  maintenance_db:
+    description:
+      - Database to connect to for creating and dropping the scratch database (level restore).
+    type: str
+    default: postgres
+  report_path:
+    description:
+      - When set, the result (checks, row counts, outcome) is also written there as JSON (mode 0600),
+        whether the verification passes or fails. The file is replaced atomically.
+    type: path
+extends_documentation_fragment:
+  - lift_simulator.postgresql.connection
+  - lift_simulator.postgresql.checks
+attributes:
+  check_mode:
+    description: Can run in check mode.
+    support: full
+    details: Verification only reads; check mode runs it the same way.
+  diff_mode:
+    description: Will return details on what has changed when in diff mode.
+    support: none
+  idempotent:
+    description: Running the task twice has no further effect.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+notes:
+  - Level restore connects as O(login_user), which needs the right to create databases; the roles
+    that own objects in the dump must exist on the server.
+author:
+  - lift_simulator maintainers (@lift-simulator)
+"""
+
+EXAMPLES = r"""
+- name: Quick check of a backup (no database needed)
+  lift_simulator.postgresql.verify:
+    path: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+
+- name: Periodic restore test, with an extra check
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.verify:
+    path: "{{ newest_backup }}"
+    level: restore
+    checks:
+      - name: every system has a key
+        sql: SELECT count(*) FROM lift_simulator.lift_system WHERE system_key IS NULL
+        expect: 0
+      - name: some simulation runs
+        sql: SELECT count(*) FROM lift_simulator.simulation_run
+        min: 1
+  register: verification
+"""
+
+RETURN = r"""
+format:
+  description: The backup's format (from its content).
+  returned: always
+  type: str
+  sample: plain
+compression:
+  description: Compression of a plain dump (null for archives).
+  returned: always
+  type: str
+  sample: zstd
+size_bytes:
+  description: Size of the backup.
+  returned: always
+  type: int
+  sample: 13930333
+sha256:
+  description: sha256 of the backup as computed now.
+  returned: when the file could be read
+  type: str
+manifest:
+  description: Whether a valid manifest was found.
+  returned: always
+  type: bool
+checks:
+  description: Every check with its outcome.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "sha256", "passed": true, "skipped": false, "detail": "matches the manifest"}]
+failed_checks:
+  description: Names of the failing checks.
+  returned: always
+  type: list
+  elements: str
+row_counts:
+  description: Rows per table found in the restored database (level restore).
+  returned: level restore
+  type: dict
+scratch_database:
+  description: The scratch database that was used and dropped (level restore).
+  returned: level restore
+  type: str
+duration_s:
+  description: How long the verification took.
+  returned: always
+  type: float
+report_path:
+  description: Where the JSON report was written.
+  returned: when O(report_path) is set
+  type: str
+"""
+
+import json
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
+    CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.atomic_files import (
+    ensure_private_dir, write_file_atomic)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+    DatabaseError, PgError, find_client_binary)
+
+
+def quick(module, path, bin_dir):
+    started = time.monotonic()
+    backup = backup_files.inspect(path)
+    pg_restore = None
+    if backup.format != "plain":
+        pg_restore = find_client_binary("pg_restore", bin_dir)[0]
+    checks = backup_files.quick_checks(backup, pg_restore)
+    return backup, checks, {}, None, round(time.monotonic() - started, 3)
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(checks_argument_spec())
+    argument_spec.update(
+        path=dict(type="path", required=True, aliases=["backup"]),
+        level=dict(type="str", default="quick", choices=["quick", "restore"]),
+        database=dict(type="str", default="lift_simulator"),
+        jobs=dict(type="int", default=1),
+        bin_dir=dict(type="path"),
+        maintenance_db=dict(type="str", default="postgres"),
+        report_path=dict(type="path"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE)
+    p = module.params
+    result = dict(changed=False, path=p["path"], level=p["level"])
+    try:
+        if p["level"] == "quick":
+            backup, checks, counts, scratch, duration = quick(module, p["path"], p["bin_dir"])
+        else:
+            request = restore_run.RestoreRequest(
+                connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
+                jobs=p["jobs"], bin_dir=p["bin_dir"], checks=p["checks"], app_schema=p["app_schema"],
+                maintenance_db=p["maintenance_db"])
+            backup, checks, counts, scratch, duration = restore_run.run_verify_restore(request)
+    except (backup_files.BackupFileError, restore_run.RestoreError, PgError, DatabaseError) as exc:
+        checks = getattr(exc, "checks", None) or [checklist.check("backup", False, str(exc))]
+        result.update(msg="verification of %s failed: %s" % (p["path"], exc), checks=checks,
+                      failed_checks=[c["name"] for c in checklist.failing(checks)],
+                      stderr_tail=getattr(exc, "stderr", "") or "")
+        write_report(module, result)
+        module.fail_json(**result)
+    result.update(format=backup.format, compression=backup.compression, size_bytes=backup.size, sha256=backup.sha256,
+                  manifest=backup.manifest is not None, checks=checks, row_counts=counts, duration_s=duration,
+                  failed_checks=[c["name"] for c in checklist.failing(checks)])
+    if scratch:
+        result["scratch_database"] = scratch
+    for warning in restore_run.backup_warnings(backup):
+        module.warn(warning)
+    write_report(module, result)
+    if result["failed_checks"]:
+        module.fail_json(msg="verification of %s failed: %s" % (p["path"], checklist.summary(checks)), **result)
+    result["msg"] = "%s: %s" % (os.path.basename(p["path"].rstrip("/")), checklist.summary(checks))
+    module.exit_json(**result)
+
+
+def write_report(module, result):
+    path = module.params["report_path"]
+    if not path:
+        return
+    try:
+        ensure_private_dir(os.path.dirname(os.path.abspath(path)))
+        write_file_atomic(os.path.dirname(os.path.abspath(path)), os.path.basename(path),
+                          json.dumps(dict(result, passed=not result.get("failed_checks")), indent=2, sort_keys=True)
+                          + "\n", replace=True)
+        result["report_path"] = path
+    except OSError as exc:
+        module.warn("cannot write the report %s: %s" % (path, exc))
+
+
+if __name__ == "__main__":
+    main()
