@@ -37,7 +37,7 @@ host: ## Debian packages (PostgreSQL, docker.io, debootstrap...) and a running D
 	scripts/bootstrap_host.sh
 
 # The images the suite and the demo use (the script can build debian12 and debian13).
-LAB_IMAGES ?= debian12
+LAB_IMAGES ?= debian12 debian13
 lab-images: host ## build the lab images (lift-lab/debian12, ...) when missing
 	scripts/build_lab_images.sh --parallel $(LAB_IMAGES)
 

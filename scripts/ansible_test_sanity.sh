@@ -45,6 +45,11 @@ PY_VERSION="${SANITY_PYTHON:-$("${PY}" -c 'import sys; print("%d.%d" % sys.versi
 COLLECTIONS_ROOT="${ROOT}/.cache/ansible-test/ansible_collections"
 DEST="${COLLECTIONS_ROOT}/${NAMESPACE}/${NAME}"
 
+# One run at a time: every run rebuilds the same copy.
+mkdir -p "${ROOT}/.cache"
+exec 9>"${ROOT}/.cache/ansible-test.lock"
+flock 9
+
 # --- 1. the copy ---------------------------------------------------------------------------
 log "copying the checkout to ${DEST}"
 rm -rf --one-file-system "${DEST}"
