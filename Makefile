@@ -16,7 +16,7 @@ export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 export ANSIBLE_NOCOLOR := 1
 
-.PHONY: help setup venv host lab-images collection-link lint sanity unit integration molecule \
+.PHONY: help setup venv host lab-images collection-link lint sanity unit integration faults molecule \
         test demo demo-down build clean bench
 
 help: ## list the targets
@@ -55,14 +55,18 @@ unit: venv collection-link ## pytest unit tests
 integration: setup ## modules through ansible-playbook against a real PostgreSQL
 	$(BIN)/pytest -q tests/integration
 
+faults: setup ## fault injection: kills, full disks, stopped servers, hostile inputs, secrets
+	$(BIN)/pytest -q tests/faults
+
 molecule: setup lab-images ## molecule scenarios in systemd containers
 	scripts/run_molecule.sh
 
-test: setup lab-images ## the whole suite: lint, sanity, unit, integration, molecule
+test: setup lab-images ## the whole suite: lint, sanity, unit, integration, faults, molecule
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory faults
 	$(MAKE) --no-print-directory molecule
 
 demo: setup lab-images ## start the lab, load sample data, run playbooks/backup.yml, print a summary
@@ -72,6 +76,10 @@ demo: setup lab-images ## start the lab, load sample data, run playbooks/backup.
 
 demo-down: venv collection-link ## remove the lab containers
 	$(BIN)/ansible-playbook lab/down.yml
+
+bench: setup ## benchmark against the bare PostgreSQL tools (100/500/1500 MB; about 30 min)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BIN)/python bench/bench.py --docs $(BENCH_ARGS)
 
 build: venv ## build the collection tarball
 	$(BIN)/ansible-galaxy collection build --force --output-path .cache/dist .

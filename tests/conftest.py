@@ -17,3 +17,7 @@ if not os.path.exists(LINK):
     os.symlink("../../../..", LINK)
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+# The PostgreSQL test lab and helpers shared by tests/integration and tests/faults.
+LIB = os.path.join(ROOT, "tests", "lib")
+if LIB not in sys.path:
+    sys.path.insert(0, LIB)

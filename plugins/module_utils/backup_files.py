@@ -157,8 +157,8 @@ def _plain_structure_check(backup):
         argv = dump_pipeline.decompressor_argv(backup.compression) + [backup.path]
         with tempfile.TemporaryFile() as err:
             try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                        bufsize=0, close_fds=True)
+                proc = dump_pipeline.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                                           bufsize=0)
             except OSError as exc:
                 return check("structure", False, "cannot run %s to read the %s stream: %s"
                              % (argv[0], backup.compression, exc.strerror))

@@ -26,6 +26,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import a
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import naming
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_catalog
@@ -196,9 +197,9 @@ def run_backup(request, check_mode=False, progress=None, log=None):
             if counter.error is not None:
                 raise BackupError("counting rows in the dump's snapshot failed: %s" % params.scrub(counter.error))
 
-        counter.start()
         try:
-            stream = _dump(request, pg_dump, dump_major, snapshot, name, path, progress, counts_done)
+            # The count starts once pg_dump runs: forking with other threads about is unsafe.
+            stream = _dump(request, pg_dump, dump_major, snapshot, name, path, progress, counts_done, counter.start)
         finally:
             if counter.is_alive():
                 conn.cancel()  # the dump failed: do not wait for the counts
@@ -256,6 +257,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         collection=COLLECTION_NAME,
         collection_version=COLLECTION_VERSION,
     )
+    failpoints.reached("backup-before-manifest")
     try:
         atomic_files.write_file_atomic(request.dest_dir, os.path.basename(result["manifest_path"]),
                                        manifest_mod.dumps(manifest))
@@ -301,7 +303,7 @@ class _DirectoryStream(object):
         self.duration_s = duration_s
 
 
-def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_publish):
+def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_publish, on_started):
     """Run pg_dump (and the compressor) into the backup's final name; nothing partial remains."""
     params = request.connection
     try:
@@ -311,7 +313,7 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
         raise BackupError(str(exc))
     with pg_connection.ClientEnvironment(params) as env:
         if request.format == "directory":
-            return _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish)
+            return _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started)
         commands = [dump_pipeline.pg_dump_argv(pg_dump, request.format, snapshot=snapshot, compress=compress,
                                                lock_wait_timeout=request.lock_wait_timeout)]
         if request.format == "plain" and request.compression != "none":
@@ -322,12 +324,13 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
         target = atomic_files.AtomicFile(request.dest_dir, name, mode=0o600)
         with target:
             try:
-                stream = dump_pipeline.Pipeline(commands, env=env, progress=progress).run(target)
+                stream = dump_pipeline.Pipeline(commands, env=env, progress=progress).run(target, on_started)
             except dump_pipeline.DumpError as exc:
                 raise BackupError("the dump failed: %s" % exc, pg_connection.stderr_tail(exc.stderr, params))
             if stream.size == 0:
                 raise BackupError("pg_dump produced no output")
             before_publish()
+            failpoints.reached("backup-before-publish")
             try:
                 target.commit()
             except OSError as exc:
@@ -336,7 +339,7 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
         return stream
 
 
-def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish):
+def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started):
     params = request.connection
     temp_dir = os.path.join(request.dest_dir, atomic_files.partial_name(name))
     argv = dump_pipeline.pg_dump_argv(pg_dump, "directory", snapshot=snapshot, compress=compress,
@@ -344,7 +347,7 @@ def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, befor
                                       lock_wait_timeout=request.lock_wait_timeout)
     started = time.monotonic()
     try:
-        dump_pipeline.run_program(argv, env=env)
+        dump_pipeline.run_program(argv, env=env, on_started=on_started)
         os.chmod(temp_dir, 0o700)
         for root, _dirs, files in os.walk(temp_dir):
             for entry in files:
@@ -352,6 +355,7 @@ def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, befor
         # pg_dump writes the files itself, so the digests need a pass over them afterwards.
         files, size, digest = checksums.hash_directory(temp_dir)
         before_publish()
+        failpoints.reached("backup-before-publish")
         atomic_files.publish_directory(temp_dir, path)
     except dump_pipeline.DumpError as exc:
         _discard(temp_dir)

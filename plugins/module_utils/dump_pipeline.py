@@ -144,6 +144,36 @@ def decompressor_argv(compression, which=shutil.which):
     }[compression]
 
 
+# --- running programs -------------------------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent():
+    """In the child: get SIGKILL when the parent dies, so that a killed module or job leaves no
+    pg_dump, psql or pg_restore running on behind it."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def spawn(argv, **kwargs):
+    """subprocess.Popen for every program this collection runs: no inherited descriptors, and the
+    child dies with this process. Call it while no other thread runs (preexec_fn)."""
+    return subprocess.Popen(argv, close_fds=True, preexec_fn=_die_with_parent, **kwargs)
+
+
 # --- the streaming pipeline -------------------------------------------------------------------
 
 def _grow_pipe(fd):
@@ -183,9 +213,8 @@ class Pipeline(object):
             err = tempfile.TemporaryFile()
             self.stderr_files.append(err)
             try:
-                proc = subprocess.Popen(argv, stdin=previous if previous is not None else subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=err, env=self.env, close_fds=True,
-                                        bufsize=0)
+                proc = spawn(argv, stdin=previous if previous is not None else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=err, env=self.env, bufsize=0)
             except OSError as exc:
                 raise DumpError("cannot start %s: %s" % (argv[0], exc.strerror))
             if previous is not None:
@@ -195,7 +224,8 @@ class Pipeline(object):
             self.procs.append(proc)
         return previous
 
-    def run(self, sink):
+    def run(self, sink, on_started=None):
+        """Stream into ``sink``; ``on_started`` is called once every program runs."""
         started = time.monotonic()
         digest = hashlib.sha256()
         size = 0
@@ -204,6 +234,8 @@ class Pipeline(object):
         next_report = started + self.progress_interval
         try:
             source = self._start()
+            if on_started is not None:
+                on_started()
             while True:
                 count = source.readinto(buf)
                 if not count:
@@ -279,13 +311,15 @@ def read_tail(handle, limit=8192):
         return ""
 
 
-def run_program(argv, env=None, stdin=subprocess.DEVNULL):
+def run_program(argv, env=None, stdin=subprocess.DEVNULL, on_started=None):
     """Run a program to completion (stdout discarded); raise DumpError with its stderr on failure."""
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=err, env=env, close_fds=True)
+            proc = spawn(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=err, env=env)
         except OSError as exc:
             raise DumpError("cannot start %s: %s" % (argv[0], exc.strerror))
+        if on_started is not None:
+            on_started()
         try:
             code = proc.wait()
         except BaseException:

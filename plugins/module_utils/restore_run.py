@@ -32,6 +32,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import b
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_sql
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_catalog
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
@@ -232,11 +233,13 @@ class Catalog(object):
         try:
             self.set_allow_connections(staging, False)
             self.end_sessions([live, staging])
+            failpoints.reached("restore-swap-before-rename")
             with self.conn.cursor() as cur:
                 cur.execute("BEGIN")
                 try:
                     cur.execute(pg_sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                         pg_sql.Identifier(live), pg_sql.Identifier(previous)))
+                    failpoints.reached("restore-swap-between-renames")
                     cur.execute(pg_sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                         pg_sql.Identifier(staging), pg_sql.Identifier(live)))
                     cur.execute(pg_sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
@@ -253,6 +256,7 @@ class Catalog(object):
                 self.set_allow_connections(live, True)
             raise
         downtime = time.monotonic() - started
+        failpoints.reached("restore-swap-committed")
         self.set_allow_connections(previous, True)
         return downtime
 
@@ -363,8 +367,7 @@ def _run_feeding(argv, env, path, producers, params):
         return
     pipeline = dump_pipeline.Pipeline(producers, env=env)
     with tempfile.TemporaryFile() as err:
-        consumer = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, env=env,
-                                    close_fds=True)
+        consumer = dump_pipeline.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, env=env)
         try:
             pipeline.run(_PipeSink(consumer.stdin))
             consumer.stdin.close()
@@ -539,9 +542,9 @@ def restore_tables(backup, params, database, requested, truncate=False, bin_dir=
     try:
         with pg_connection.ClientEnvironment(params.with_database(database)) as env:
             with tempfile.TemporaryFile() as psql_err:
-                consumer = subprocess.Popen([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
-                                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err,
-                                            env=env, close_fds=True)
+                consumer = dump_pipeline.spawn([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+                                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err,
+                                               env=env)
                 try:
                     _feed_tables(consumer.stdin, backup, producer, env, order, truncate, sequences, spool_dir, loaded)
                     consumer.stdin.close()
@@ -610,8 +613,8 @@ def _feed_tables(out, backup, producer, env, order, truncate, sequences, spool_d
         if producer is None:
             source = open(backup.path, "rb")
         else:
-            proc = subprocess.Popen(producer, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
-                                    close_fds=True)
+            proc = dump_pipeline.spawn(producer, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                                       env=env)
             source = proc.stdout
         try:
             current = None
@@ -818,6 +821,7 @@ def _plan(request, db, staging, previous, live):
 
 def _load_and_check(request, backup, catalog, major, target):
     load_backup(backup, request.connection, target, request.jobs, request.bin_dir, major)
+    failpoints.reached("restore-staging-loaded")
     conn = pg_connection.connect(request.connection.with_database(target), autocommit=True)
     try:
         set_ownership(conn, request.owner)

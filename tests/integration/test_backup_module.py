@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import LIFT_ADMIN_PASSWORD, SUPERUSER_PASSWORD, load_fixture, postgres_owned_dir, run_playbook
+from pglab import LIFT_ADMIN_PASSWORD, SUPERUSER_PASSWORD, load_fixture, postgres_owned_dir, run_playbook
 from helpers import backup, listing, restore_with_bare_tools, sha256_file
 from pgcompare import fingerprint, row_counts
 
@@ -201,7 +201,7 @@ def test_wrong_password_fails_clearly_and_leaves_nothing(cluster, workdir):
 
 
 def test_server_down_fails_clearly(cluster, workdir):
-    from conftest import free_port
+    from pglab import free_port
 
     result = backup(cluster, os.path.join(workdir, "b"), expect_ok=False, login_host="127.0.0.1",
                     login_port=free_port(), login_user="lift_admin", login_password=LIFT_ADMIN_PASSWORD)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import SUPERUSER_PASSWORD, PgCluster, load_fixture, postgres_owned_dir, run_playbook
+from pglab import SUPERUSER_PASSWORD, PgCluster, load_fixture, postgres_owned_dir, run_playbook
 from helpers import backup, clone_database, databases, drop_databases, restore, verify
 from pgcompare import fingerprint
 

@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 
-from conftest import run_playbook
+from pglab import run_playbook
 
 DECOMPRESS = {"gzip": ["gzip", "-d", "-c"], "zstd": ["zstd", "-q", "-d", "-c"], "lz4": ["lz4", "-q", "-d", "-c"]}
 

@@ -1,0 +1,347 @@
+# -*- coding: utf-8 -*-
+"""Benchmark harness: the collection's modules against the bare PostgreSQL tools, in one run.
+
+For each database size (seeded with the lift_simulator fixture generator) it measures, alternating
+the contenders' order and taking the median of --repeat runs:
+
+- backups: bare ``pg_dump -Fp -f`` against the backup module (plain; plain + zstd; custom);
+- restores: the strategy document's procedure (drop, create, ``psql -f``: the downtime is the whole
+  restore) against the restore module's swap (its downtime_s), and the swap's total time against a
+  bare ``psql -f`` into a new database;
+- verification: quick verification throughput (MB/s) on the plain dump; restore-level verification time.
+
+The modules run for real, through ansible-playbook as the postgres OS user over the local socket; their
+times are the ones they report (duration_s, downtime_s, measured inside the module), and the wall
+time including Ansible's start-up is recorded too. The bare tools run as the same user over the same
+socket. The cluster runs with fsync on (durable), as a real server.
+
+Writes <out>/<date>.json, <out>/<date>.md (tables with the ratios and the targets) and, when
+matplotlib is available, <out>/<date>.png (time against size per method).
+
+    make bench                                   # 100, 500 and 1500 MB, 3 runs each
+    .venv/bin/python bench/bench.py --sizes 50 --repeat 1 --out /tmp/bench    # quick look
+"""
+from __future__ import absolute_import, division, print_function
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+sys.path.insert(0, os.path.join(ROOT, ".cache", "collections"))
+
+import pglab  # noqa: E402  pylint: disable=wrong-import-position
+
+TARGETS = {
+    "backup_plain_ratio": ("backup module plain / bare pg_dump -Fp", "<=", 1.05),
+    "backup_zstd_ratio": ("backup module zstd / bare pg_dump -Fp (time)", "<=", 1.05),
+    "zstd_size_ratio": ("zstd backup size / plain dump size", "<=", 0.10),
+    "swap_downtime_s": ("restore swap downtime (s)", "<", 1.0),
+    "swap_total_ratio": ("restore swap total / bare psql -f", "<=", 1.15),
+    "quick_verify_mb_s": ("quick verification of a plain dump (MB/s)", ">=", 800.0),
+}
+
+
+def log(message):
+    sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), message))
+    sys.stderr.flush()
+
+
+class Bench(object):
+    def __init__(self, cluster, work):
+        self.pg = cluster
+        self.work = work
+
+    # --- the contenders -------------------------------------------------------------------
+
+    def bare(self, argv, database=None, stdin=None):
+        """Run a PostgreSQL client as postgres over the socket; return its wall time."""
+        env = dict(os.environ, PGHOST=self.pg.socket_dir, PGPORT=str(self.pg.port), PGUSER="postgres")
+        if database:
+            env["PGDATABASE"] = database
+        started = time.monotonic()
+        subprocess.run(["runuser", "-u", "postgres", "--"] + argv, env=env, check=True, stdin=stdin,
+                       stdout=subprocess.DEVNULL)
+        return time.monotonic() - started
+
+    def module(self, playbook, key, args):
+        started = time.monotonic()
+        run = pglab.run_playbook(playbook, {key: dict(self.pg.connection_vars(), **args)})
+        wall = time.monotonic() - started
+        result = run.results[-1]["hosts"]["localhost"]
+        if run.rc != 0:
+            raise RuntimeError("%s failed: %s" % (playbook, result.get("msg")))
+        return result, wall
+
+    def fresh_dir(self, name):
+        path = os.path.join(self.work, name)
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+        shutil.chown(path, "postgres")
+        return path
+
+    def backups(self, database):
+        out = self.fresh_dir("backups")
+        samples = {}
+
+        def bare_plain():
+            path = os.path.join(out, "bare.sql")
+            seconds = self.bare([self.pg.bin_path("pg_dump"), "-Fp", "-f", path], database)
+            samples.setdefault("bare_plain_size", os.path.getsize(path))
+            os.unlink(path)
+            return seconds
+
+        def bare_custom():
+            path = os.path.join(out, "bare.dump")
+            seconds = self.bare([self.pg.bin_path("pg_dump"), "-Fc", "-f", path], database)
+            os.unlink(path)
+            return seconds
+
+        def module(fmt, compression):
+            def run():
+                result, wall = self.module("backup_module.yml", "backup_args", dict(
+                    dest_dir=out, database=database, format=fmt, compression=compression,
+                    name_template="m_%s_%s_%%H%%M%%S_%%f" % (fmt, compression)))
+                samples.setdefault("%s_%s_size" % (fmt, compression), result["size_bytes"])
+                samples.setdefault("walls", {}).setdefault("%s_%s" % (fmt, compression), []).append(wall)
+                os.unlink(result["path"])
+                os.unlink(result["manifest_path"])
+                return result["duration_s"]
+            return run
+
+        contenders = [("bare_pg_dump_plain", bare_plain), ("module_plain", module("plain", "none")),
+                      ("module_plain_zstd", module("plain", "zstd")), ("module_custom", module("custom", "gzip")),
+                      ("bare_pg_dump_custom", bare_custom)]
+        return self.alternate(contenders), samples
+
+    def restores(self, database, repeat):
+        """The strategy's restore, the module's swap and bare psql -f, all from one plain dump."""
+        out = self.fresh_dir("restore-source")
+        made, _wall = self.module("backup_module.yml", "backup_args", dict(dest_dir=out, database=database))
+        dump = made["path"]
+        target = "bench_target"
+        self.pg.psql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % target)
+        self.pg.psql("CREATE DATABASE %s TEMPLATE %s OWNER lift_admin" % (target, database))
+        walls = {}
+
+        def strategy():
+            # The strategy document: stop app, drop, create, restore. Downtime = all of it.
+            started = time.monotonic()
+            self.bare([self.pg.bin_path("dropdb"), "--if-exists", target])
+            self.bare([self.pg.bin_path("createdb"), "-O", "lift_admin", target])
+            self.bare([self.pg.bin_path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", dump], target)
+            return time.monotonic() - started
+
+        def swap():
+            result, wall = self.module("restore_module.yml", "restore_args", dict(
+                path=dump, database=target, force=True, keep_previous=False))
+            walls.setdefault("swap_downtime", []).append(result["downtime_s"])
+            walls.setdefault("swap_wall", []).append(wall)
+            return result["duration_s"]
+
+        def bare_psql():
+            self.pg.psql("DROP DATABASE IF EXISTS bench_bare WITH (FORCE)")
+            self.bare([self.pg.bin_path("createdb"), "-O", "lift_admin", "bench_bare"])
+            seconds = self.bare([self.pg.bin_path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", dump],
+                                "bench_bare")
+            self.pg.psql("DROP DATABASE bench_bare WITH (FORCE)")
+            return seconds
+
+        times = self.alternate([("strategy_restore", strategy), ("module_swap", swap), ("bare_psql", bare_psql)],
+                               repeat)
+        times["swap_downtime"] = walls["swap_downtime"]
+        self.pg.psql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % target)
+        return times, dump, made
+
+    def verifications(self, dump, size, repeat):
+        times = {"quick": [], "restore": []}
+        for _i in range(repeat):
+            result, _wall = self.module("verify_module.yml", "verify_args", dict(path=dump))
+            times["quick"].append(result["duration_s"])
+            result, _wall = self.module("verify_module.yml", "verify_args", dict(path=dump, level="restore"))
+            times["restore"].append(result["duration_s"])
+        times["quick_mb_s"] = [size / 1e6 / t for t in times["quick"]]
+        return times
+
+    def alternate(self, contenders, repeat=None):
+        repeat = repeat or self.repeat
+        times = {name: [] for name, _f in contenders}
+        for i in range(repeat):
+            order = contenders if i % 2 == 0 else list(reversed(contenders))
+            for name, func in order:
+                seconds = func()
+                times[name].append(seconds)
+                log("  %-22s %.3f s" % (name, seconds))
+        return times
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def summarize(size_mb, db_bytes, backup_times, samples, restore_times, verify_times):
+    m = {k: median(v) for k, v in backup_times.items()}
+    r = {k: median(v) for k, v in restore_times.items()}
+    plain_size = samples["bare_plain_size"]
+    return {
+        "size_mb": size_mb,
+        "database_bytes": db_bytes,
+        "plain_dump_bytes": plain_size,
+        "medians_s": dict(m, **r, quick_verify=median(verify_times["quick"]),
+                          restore_verify=median(verify_times["restore"])),
+        "runs_s": dict(backup_times, **restore_times, **verify_times),
+        "sizes": {k: v for k, v in samples.items() if k.endswith("_size")},
+        "ratios": {
+            "backup_plain_ratio": m["module_plain"] / m["bare_pg_dump_plain"],
+            "backup_zstd_ratio": m["module_plain_zstd"] / m["bare_pg_dump_plain"],
+            "backup_custom_ratio": m["module_custom"] / m["bare_pg_dump_plain"],
+            "zstd_size_ratio": samples["plain_zstd_size"] / plain_size,
+            "swap_downtime_s": r["swap_downtime"],
+            "strategy_downtime_s": r["strategy_restore"],
+            "swap_total_ratio": r["module_swap"] / r["bare_psql"],
+            "quick_verify_mb_s": median(verify_times["quick_mb_s"]),
+            "restore_verify_s": median(verify_times["restore"]),
+        },
+    }
+
+
+def met(key, value):
+    _label, op, bound = TARGETS[key]
+    return {"<=": value <= bound, "<": value < bound, ">=": value >= bound}[op]
+
+
+def markdown(report):
+    lines = ["# Benchmark %s" % report["date"], "",
+             "Machine: %s, %d cores; PostgreSQL %s; fsync on; median of %d runs, contenders alternating."
+             % (report["machine"], report["cores"], report["server_version"], report["repeat"]), ""]
+    lines += ["| size | DB size | bare pg_dump -Fp | module plain | ratio | module zstd | ratio | zstd size | "
+              "module custom | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in report["sizes"]:
+        md, ra = s["medians_s"], s["ratios"]
+        lines.append("| %d MB | %.0f MB | %.2f s | %.2f s | %.3f | %.2f s | %.3f | %.1f %% | %.2f s | %.3f |" % (
+            s["size_mb"], s["database_bytes"] / 1e6, md["bare_pg_dump_plain"], md["module_plain"],
+            ra["backup_plain_ratio"], md["module_plain_zstd"], ra["backup_zstd_ratio"],
+            100 * ra["zstd_size_ratio"], md["module_custom"], ra["backup_custom_ratio"]))
+    lines += ["", "| size | strategy restore (= downtime) | module swap total | swap downtime | bare psql -f | "
+              "swap / bare | quick verify | restore verify |", "|---|---|---|---|---|---|---|---|"]
+    for s in report["sizes"]:
+        md, ra = s["medians_s"], s["ratios"]
+        lines.append("| %d MB | %.2f s | %.2f s | %.4f s | %.2f s | %.3f | %.0f MB/s | %.2f s |" % (
+            s["size_mb"], md["strategy_restore"], md["module_swap"], ra["swap_downtime_s"], md["bare_psql"],
+            ra["swap_total_ratio"], ra["quick_verify_mb_s"], ra["restore_verify_s"]))
+    lines += ["", "| target | bound | " + " | ".join("%d MB" % s["size_mb"] for s in report["sizes"]) + " |",
+              "|---|---|" + "---|" * len(report["sizes"])]
+    for key, (label, op, bound) in TARGETS.items():
+        cells = []
+        for s in report["sizes"]:
+            value = s["ratios"][key]
+            cells.append("%s %s" % (("%.3f" % value) if value < 100 else ("%.0f" % value),
+                                    "met" if met(key, value) else "**missed**"))
+        lines.append("| %s | %s %s | %s |" % (label, op, bound, " | ".join(cells)))
+    return "\n".join(lines) + "\n"
+
+
+def chart(report, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no chart (make bench installs it)")
+        return None
+    sizes = [s["database_bytes"] / 1e6 for s in report["sizes"]]
+    series = [("bare pg_dump -Fp", "bare_pg_dump_plain"), ("backup module plain", "module_plain"),
+              ("backup module zstd", "module_plain_zstd"), ("backup module custom", "module_custom"),
+              ("strategy restore (= downtime)", "strategy_restore"), ("restore module swap (total)", "module_swap"),
+              ("bare psql -f", "bare_psql"), ("restore module swap downtime", "swap_downtime"),
+              ("verify level restore", "restore_verify")]
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for label, key in series:
+        ax.plot(sizes, [s["medians_s"][key] for s in report["sizes"]], marker="o", label=label)
+    ax.set_xlabel("database size (MB)")
+    ax.set_ylabel("seconds (median)")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_title("lift_simulator.postgresql against the bare PostgreSQL tools (%s)" % report["date"])
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100,500,1500", help="database sizes in MB (default 100,500,1500)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median; default 3)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"), help="where results go")
+    parser.add_argument("--docs", action="store_true", help="also rewrite docs/performance.md's results")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    os.makedirs(args.out, exist_ok=True)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    cluster = pglab.PgCluster()
+    cluster.durable = True
+    cluster.settings = {"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "30min"}
+    cluster.start_fresh()
+    work = pglab.postgres_owned_dir("lift-bench-")
+    report = {"date": date, "machine": platform.platform(), "cores": os.cpu_count(), "repeat": args.repeat,
+              "sizes": []}
+    try:
+        cluster.psql("CREATE ROLE lift_admin LOGIN")
+        report["server_version"] = cluster.psql("SHOW server_version")
+        bench = Bench(cluster, work)
+        bench.repeat = args.repeat
+        for size in sizes:
+            database = "bench_%d" % size
+            log("seeding %s (%d MB)" % (database, size))
+            pglab.load_fixture(cluster, database, size_mb=size, seed=size)
+            cluster.psql("GRANT ALL PRIVILEGES ON DATABASE %s TO lift_admin; CHECKPOINT" % database)
+            db_bytes = int(cluster.psql("SELECT pg_database_size('%s')" % database))
+            log("backups of %d MB" % size)
+            backup_times, samples = bench.backups(database)
+            log("restores of %d MB" % size)
+            restore_times, dump, made = bench.restores(database, args.repeat)
+            log("verifications of %d MB" % size)
+            verify_times = bench.verifications(dump, made["size_bytes"], args.repeat)
+            report["sizes"].append(summarize(size, db_bytes, backup_times, samples, restore_times, verify_times))
+            cluster.psql("DROP DATABASE %s WITH (FORCE)" % database)
+    finally:
+        cluster.destroy()
+        shutil.rmtree(work, ignore_errors=True)
+    base = os.path.join(args.out, date)
+    with open(base + ".json", "w") as handle:
+        json.dump(report, handle, indent=2, sort_keys=True)
+    table = markdown(report)
+    with open(base + ".md", "w") as handle:
+        handle.write(table)
+    png = chart(report, base + ".png")
+    if args.docs:
+        update_docs(table, png)
+    sys.stdout.write(table)
+    return 0
+
+
+def update_docs(table, png):
+    path = os.path.join(ROOT, "docs", "performance.md")
+    with open(path) as handle:
+        text = handle.read()
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    body = table.split("\n", 2)[2]
+    if png:
+        body += "\n![time against size](%s)\n" % os.path.relpath(png, os.path.dirname(path))
+    text = text.split(start)[0] + start + "\n" + body + end + text.split(end)[1]
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

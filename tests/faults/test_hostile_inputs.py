@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+"""Hostile inputs: paths that try to escape, symlinks planted in the backup directory, manifests
+that lie. (Hostile database and table names: tests/integration/test_restore_verify.py.)"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import shutil
+
+import pytest
+
+from helpers import backup, clone_database, databases, drop_databases, listing, restore, verify
+from pgcompare import fingerprint
+from pglab import postgres_owned_dir
+
+
+def test_dest_dir_with_dotdot_is_resolved_and_nothing_escapes(cluster, workdir):
+    made = backup(cluster, os.path.join(workdir, "a", "..", "b"))
+    assert os.path.dirname(made["path"]) == os.path.join(workdir, "b")
+    assert listing(workdir) == ["b"]
+
+
+@pytest.mark.parametrize("template", ["../escaped_%Y", "sub/dir_%Y", ".hidden_%Y", "..", "{database}/../x"])
+def test_name_templates_that_leave_the_directory_are_refused(cluster, workdir, template):
+    result = backup(cluster, os.path.join(workdir, "b"), expect_ok=False, name_template=template)
+    assert "name_template" in result["msg"]
+    assert listing(workdir) == [] or listing(os.path.join(workdir, "b")) == []
+    assert not os.path.exists(os.path.join(workdir, "escaped_2026"))
+
+
+def test_a_symlink_planted_at_the_backup_name_is_never_written_through(cluster, workdir):
+    dest = os.path.join(workdir, "b")
+    os.mkdir(dest)
+    shutil.chown(dest, "postgres")
+    victim = os.path.join(workdir, "victim")
+    with open(victim, "w") as handle:
+        handle.write("precious\n")
+    shutil.chown(victim, "postgres")
+    os.symlink(victim, os.path.join(dest, "fixed.sql"))
+    result = backup(cluster, dest, expect_ok=False, name_template="fixed")
+    assert "refusing to overwrite" in result["msg"]
+    with open(victim) as handle:
+        assert handle.read() == "precious\n"
+    assert sorted(listing(dest)) == ["fixed.sql"]
+    # The same for a symlink planted at the manifest's name: the backup is kept, the victim too.
+    os.unlink(os.path.join(dest, "fixed.sql"))
+    os.symlink(victim, os.path.join(dest, "fixed.sql.manifest.json"))
+    result = backup(cluster, dest, expect_ok=False, name_template="fixed")
+    assert "its manifest could not be" in result["msg"]
+    with open(victim) as handle:
+        assert handle.read() == "precious\n"
+
+
+@pytest.fixture(scope="module")
+def honest(cluster):
+    base = postgres_owned_dir("lift-fault-lies-")
+    made = backup(cluster, base, format="custom")
+    yield made
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def lying_copy(made, directory, lie):
+    name = os.path.basename(made["path"])
+    path = os.path.join(directory, name)
+    shutil.copy(made["path"], path)
+    with open(made["manifest_path"]) as handle:
+        manifest = json.load(handle)
+    lie(manifest)
+    with open(path + ".manifest.json", "w") as handle:
+        if isinstance(manifest, dict):
+            json.dump(manifest, handle)
+        else:
+            handle.write(manifest)
+    os.chmod(path, 0o644)
+    os.chmod(path + ".manifest.json", 0o644)
+    return path
+
+
+def more_rows(m):
+    m["row_counts"]["lift_simulator.lift_system"] += 1
+
+
+def more_versions(m):
+    key = sorted(m["checklist"]["versions_per_system"])[0]
+    m["checklist"]["versions_per_system"][key] += 1
+
+
+def later_flyway(m):
+    m["flyway_version"] = "14"
+
+
+def other_sha(m):
+    m["sha256"] = "0" * 64
+
+
+def other_name(m):
+    m["backup_name"] = "lift_simulator_backup_20200101_000000.dump"
+
+
+def hostile_table(m):
+    m["row_counts"]["x'); DROP TABLE lift_simulator.lift_system; --"] = 1
+
+
+LIES = [
+    (more_rows, "restore", "rows lift_simulator.lift_system"),
+    (more_versions, "restore", "versions per system"),
+    (later_flyway, "restore", "flyway history"),
+    (other_sha, "quick", "sha256"),
+    (other_name, "quick", "manifest"),
+    (hostile_table, "restore", "rows x'); DROP TABLE lift_simulator.lift_system; --"),
+]
+
+
+@pytest.mark.parametrize("lie, level, failing", LIES, ids=[lie.__name__ for lie, _l, _f in LIES])
+def test_a_manifest_that_lies_is_caught_and_the_live_database_kept(cluster, honest, workdir, lie, level, failing):
+    path = lying_copy(honest, workdir, lie)
+    names = databases(cluster)
+    result = verify(cluster, path, level=level, expect_ok=False)
+    assert failing in result["failed_checks"]
+    assert databases(cluster) == names
+    target = clone_database(cluster, "lied_to_%s" % lie.__name__)
+    before = fingerprint(cluster, target)
+    refused = restore(cluster, path, database=target, expect_ok=False)
+    assert failing in refused["msg"]
+    assert fingerprint(cluster, target) == before
+    assert databases(cluster) == names | {target}
+    drop_databases(cluster, target)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ("[]", "not a JSON object"),
+    (json.dumps({"manifest_version": 1}), "has no"),
+    (" " * (17 * 1024 * 1024), "larger than"),
+])
+def test_broken_manifests_are_named(cluster, honest, workdir, content, message):
+    path = lying_copy(honest, workdir, lambda m: None)
+    with open(path + ".manifest.json", "w") as handle:
+        handle.write(content)
+    result = verify(cluster, path, expect_ok=False)
+    assert result["failed_checks"] == ["manifest"]
+    assert message in result["msg"]

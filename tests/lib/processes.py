@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+"""Finding and watching the processes a test wants to kill (via /proc)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import os
+import time
+
+
+def pids():
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def read(pid, name):
+    try:
+        with open("/proc/%d/%s" % (pid, name), "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def comm(pid):
+    return read(pid, "comm").decode("utf-8", "replace").strip()
+
+
+def environ(pid):
+    return read(pid, "environ").split(b"\0")
+
+
+def cmdline(pid):
+    return read(pid, "cmdline").split(b"\0")
+
+
+def parent(pid):
+    for line in read(pid, "status").decode().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    return None
+
+
+def find(program, database=None):
+    """Pids of ``program`` (by comm) working on ``database`` (PGDATABASE in its environment)."""
+    found = []
+    for pid in pids():
+        if comm(pid) != program:
+            continue
+        if database is None or b"PGDATABASE=" + database.encode() in environ(pid):
+            found.append(pid)
+    return found
+
+
+def find_matching(program, predicate):
+    return [pid for pid in pids() if comm(pid) == program and predicate(pid)]
+
+
+def bytes_written(pid):
+    for line in read(pid, "io").decode().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def bytes_read(pid):
+    for line in read(pid, "io").decode().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def alive(pid):
+    status = read(pid, "status").decode()
+    return bool(status) and "\nState:\tZ" not in status
+
+
+def wait_for(predicate, timeout=120, interval=0.002, what="condition"):
+    """Poll ``predicate`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
+
+
+def wait_for_marker(directory, point, timeout=120):
+    """The pid a failpoint wrote when a run reached ``point``."""
+    def marker():
+        found = glob.glob(os.path.join(directory, point + ".*"))
+        return found[0] if found else None
+    path = wait_for(marker, timeout=timeout, interval=0.01, what="failpoint %s" % point)
+    return int(path.rsplit(".", 1)[1])
