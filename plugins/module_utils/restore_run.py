@@ -121,14 +121,32 @@ class Catalog(object):
             self.set_comment(name, MARKER_PREFIX + json.dumps(marker, sort_keys=True))
 
     def set_comment(self, name, text):
-        self.execute(pg_sql.SQL("COMMENT ON DATABASE {} IS {}").format(pg_sql.Identifier(name), pg_sql.Literal(text)))
+        self.execute(_comment_sql(name, text))
 
     def drop_database(self, name):
         self.execute(pg_sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pg_sql.Identifier(name)))
 
     def set_allow_connections(self, name, allow):
-        self.execute(pg_sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
-            pg_sql.Identifier(name), pg_sql.SQL("true" if allow else "false")))
+        self.execute(_allow_sql(name, allow))
+
+    def in_transaction(self, steps):
+        """Run composed statements (and callables, e.g. failpoints) in one transaction; any failure,
+        or the death of this process, rolls all of it back."""
+        with self.conn.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                for step in steps:
+                    if callable(step):
+                        step()
+                    else:
+                        cur.execute(step)
+                cur.execute("COMMIT")
+            except BaseException:
+                try:
+                    cur.execute("ROLLBACK")
+                except DatabaseError:
+                    pass  # the connection is gone: the server rolls back by itself
+                raise
 
     def end_sessions(self, names, timeout=SESSION_END_TIMEOUT_S):
         """Terminate every other session on these databases and wait until they are gone."""
@@ -234,26 +252,22 @@ class Catalog(object):
             self.set_allow_connections(staging, False)
             self.end_sessions([live, staging])
             failpoints.reached("restore-swap-before-rename")
-            with self.conn.cursor() as cur:
-                cur.execute("BEGIN")
-                try:
-                    cur.execute(pg_sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                        pg_sql.Identifier(live), pg_sql.Identifier(previous)))
-                    failpoints.reached("restore-swap-between-renames")
-                    cur.execute(pg_sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                        pg_sql.Identifier(staging), pg_sql.Identifier(live)))
-                    cur.execute(pg_sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
-                        pg_sql.Identifier(live)))
-                    cur.execute(pg_sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                        pg_sql.Identifier(live), pg_sql.Literal(comment)))
-                    cur.execute("COMMIT")
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
+            self.in_transaction([
+                _rename_sql(live, previous),
+                lambda: failpoints.reached("restore-swap-between-renames"),
+                _rename_sql(staging, live),
+                _allow_sql(live, True),
+                _comment_sql(live, comment),
+            ])
         except BaseException:
-            # Whatever failed, the live database is still there under its name: let it serve again.
-            if self.database(live) is not None and not self.database(live)["allow_connections"]:
-                self.set_allow_connections(live, True)
+            # Whatever failed, the live database is still there under its name: let it serve again
+            # (best effort: when the server is gone, the next run does it).
+            try:
+                facts = self.database(live)
+                if facts is not None and not facts["allow_connections"]:
+                    self.set_allow_connections(live, True)
+            except DatabaseError:
+                pass
             raise
         downtime = time.monotonic() - started
         failpoints.reached("restore-swap-committed")
@@ -261,25 +275,30 @@ class Catalog(object):
         return downtime
 
 
+def _rename_sql(name, new_name):
+    return pg_sql.SQL("ALTER DATABASE {} RENAME TO {}").format(pg_sql.Identifier(name), pg_sql.Identifier(new_name))
+
+
+def _allow_sql(name, allow):
+    return pg_sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
+        pg_sql.Identifier(name), pg_sql.SQL("true" if allow else "false"))
+
+
+def _comment_sql(name, text):
+    return pg_sql.SQL("COMMENT ON DATABASE {} IS {}").format(pg_sql.Identifier(name), pg_sql.Literal(text))
+
+
 def rename_into_place(catalog, staging, live, comment):
     """Give a verified staging database the live name (no live database exists)."""
     catalog.set_allow_connections(staging, False)
     try:
         catalog.end_sessions([staging])
-        with catalog.conn.cursor() as cur:
-            cur.execute("BEGIN")
-            try:
-                cur.execute(pg_sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                    pg_sql.Identifier(staging), pg_sql.Identifier(live)))
-                cur.execute(pg_sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                    pg_sql.Identifier(live), pg_sql.Literal(comment)))
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        catalog.in_transaction([_rename_sql(staging, live), _comment_sql(live, comment)])
     finally:
-        name = live if catalog.database(live) is not None else staging
-        catalog.set_allow_connections(name, True)
+        try:
+            catalog.set_allow_connections(live if catalog.database(live) is not None else staging, True)
+        except DatabaseError:
+            pass  # the server is gone; the next run drops the staging database
 
 
 def discard(catalog, name):
