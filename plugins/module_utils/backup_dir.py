@@ -1,9 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to lift_simulator.postgresql
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reading a backup directory for the retention planner (the I/O that retention.py leaves out).
+"""Reading a backup directory for the retention planner, and removing from it safely (the I/O
+that retention.py leaves out).
 
-Shared by prune and backup_info. Symlinks are never followed. Pure Python.
+Shared by prune, backup_info and the host-side scheduled job (through retention_apply). Symlinks
+are never followed; removal goes through directory file descriptors. Pure Python.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -11,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import errno
 import os
 import stat
 
@@ -54,3 +57,35 @@ def tree_size(path):
             if stat.S_ISREG(st.st_mode):
                 total += st.st_size
     return total
+
+
+def remove_tree(parent_fd, name):
+    """Remove a folder below ``parent_fd`` recursively, by file descriptors, never following symlinks."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+    try:
+        with os.scandir(fd) as listing:
+            children = [(item.name, item.is_dir(follow_symlinks=False)) for item in listing]
+        for child, is_dir in children:
+            if is_dir:
+                remove_tree(fd, child)
+            else:
+                os.unlink(child, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
+def remove_entry(dir_fd, name, ident):
+    """Remove the file or folder ``name`` if it is still what was examined; never a symlink."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if (st.st_dev, st.st_ino) != ident:
+        raise OSError(errno.EAGAIN, "it changed since it was examined; left alone")
+    if stat.S_ISDIR(st.st_mode):
+        remove_tree(dir_fd, name)
+    elif stat.S_ISREG(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+    else:
+        raise OSError(errno.EPERM, "it is no longer a file or folder; left alone")

@@ -265,72 +265,15 @@ errors:
 """
 
 import datetime
-import errno
 import os
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_dir import list_entries
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import safe_component
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention_apply import (
+    PruneError, apply_retention)
 
 UTC = datetime.timezone.utc
-
-
-def remove_tree(parent_fd, name):
-    """Remove a folder below ``parent_fd`` recursively, by file descriptors, never following symlinks."""
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
-    try:
-        with os.scandir(fd) as listing:
-            children = [(item.name, item.is_dir(follow_symlinks=False)) for item in listing]
-        for child, is_dir in children:
-            if is_dir:
-                remove_tree(fd, child)
-            else:
-                os.unlink(child, dir_fd=fd)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=parent_fd)
-
-
-def remove_entry(dir_fd, name, ident):
-    """Remove the file or folder ``name`` if it is still what was examined; never a symlink."""
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if (st.st_dev, st.st_ino) != ident:
-        raise OSError(errno.EAGAIN, "it changed since it was examined; left alone")
-    if stat.S_ISDIR(st.st_mode):
-        remove_tree(dir_fd, name)
-    elif stat.S_ISREG(st.st_mode):
-        os.unlink(name, dir_fd=dir_fd)
-    else:
-        raise OSError(errno.EPERM, "it is no longer a file or folder; left alone")
-
-
-def entry_result(decision, path, now):
-    result = dict(name=decision.name, path=os.path.join(path, decision.name), rule=decision.rule,
-                  rules=decision.rules, reason=decision.reason, what=decision.what)
-    candidate = decision.candidate
-    if candidate is not None:
-        result.update(
-            time=candidate.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            age_days=round((now - candidate.time).total_seconds() / 86400.0, 3),
-            good=candidate.good, problem=candidate.problem, legacy=candidate.legacy, size_bytes=candidate.size,
-            manifest_path=os.path.join(path, candidate.manifest_name) if candidate.manifest_name else None)
-    return result
-
-
-def removed_names(decision):
-    names = [decision.name]
-    if decision.candidate is not None and decision.candidate.manifest_name:
-        names.append(decision.candidate.manifest_name)
-    return names
 
 
 def main():
@@ -359,76 +302,28 @@ def main():
     except retention.RetentionError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=False, path=path, kept=[], removed=[], left_alone=[])
-    if not os.path.lexists(path):
+    # The scan, the plan and the removal are shared with the scheduled job (module_utils/retention_apply.py).
+    try:
+        outcome = apply_retention(path, rules, database=p["database"], include_legacy=p["include_legacy"],
+                                  verify_checksums=p["verify_checksums"],
+                                  legacy_tz=None if p["legacy_timezone"] == "local" else UTC,
+                                  check_mode=module.check_mode)
+    except PruneError as exc:
+        module.fail_json(msg=str(exc), **result)
+    if not outcome.exists:
         module.warn("%s does not exist: nothing to prune" % path)
         module.exit_json(**result)
-    if not os.path.isdir(path):
-        module.fail_json(msg="%s is not a directory" % path, **result)
-
-    now = datetime.datetime.now(UTC)
-    prefix = safe_component(p["database"])
-    try:
-        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as exc:
-        module.fail_json(msg="cannot open %s: %s" % (path, exc.strerror), **result)
-    try:
-        try:
-            entries, idents = list_entries(path, dir_fd=dir_fd)
-            scanned = retention.scan(entries, prefix)
-            candidates, left_out = retention.inspect(
-                scanned, p["include_legacy"],
-                read_manifest=lambda name: manifest_mod.load_manifest(os.path.join(path, name)),
-                digest=(lambda name: checksums.backup_digest(os.path.join(path, name))[0])
-                if p["verify_checksums"] else None,
-                legacy_tz=None if p["legacy_timezone"] == "local" else UTC)
-            partials = [os.path.basename(found) for found in atomic_files.find_stale_partials(path)
-                        if retention.belongs_to(atomic_files.partial_target(os.path.basename(found)), prefix)]
-        except OSError as exc:
-            module.fail_json(msg="cannot examine %s: %s" % (path, exc), **result)
-        plan = retention.plan(candidates, rules, now, orphan_manifests=[e.name for e in scanned.orphan_manifests],
-                              stale_partials=partials)
-        result["kept"] = [entry_result(d, path, now) for d in plan.kept]
-        result["removed"] = [entry_result(d, path, now) for d in plan.removed]
-        result["left_alone"] = [dict(path=os.path.join(path, entry.name), reason=reason)
-                                for entry, reason in scanned.skipped]
-        result["left_alone"].extend(dict(path=os.path.join(path, s.entry.name),
-                                         reason="an earlier process's backup; include_legacy is false")
-                                    for s in left_out)
-        result["changed"] = bool(plan.removed)
-        before = sorted(set(n for d in plan.kept + plan.removed for n in removed_names(d)))
-        gone = set(n for d in plan.removed for n in removed_names(d))
-        if module._diff:
-            result["diff"] = dict(before_header=path, after_header=path,
-                                  before="".join(n + "\n" for n in before),
-                                  after="".join(n + "\n" for n in before if n not in gone))
-        if module.check_mode or not plan.removed:
-            module.exit_json(**result)
-
-        errors = []
-        for decision in plan.removed:
-            try:
-                if decision.what == "partial":
-                    atomic_files.remove_partials([os.path.join(path, decision.name)])
-                    continue
-                remove_entry(dir_fd, decision.name, idents[decision.name])
-                # The backup first: an interruption leaves an orphan manifest, removed next time.
-                if decision.candidate is not None and decision.candidate.manifest_name:
-                    name = decision.candidate.manifest_name
-                    remove_entry(dir_fd, name, idents[name])
-            except OSError as exc:
-                errors.append(dict(path=os.path.join(path, decision.name), msg=exc.strerror or str(exc)))
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-    finally:
-        os.close(dir_fd)
-    if errors:
-        failed = set(e["path"] for e in errors)
-        result["removed"] = [r for r in result["removed"] if r["path"] not in failed]
+    result["kept"] = outcome.kept_results()
+    result["removed"] = outcome.removed_results()
+    result["left_alone"] = outcome.left_alone()
+    result["changed"] = bool(outcome.plan.removed)
+    if module._diff:
+        result["diff"] = outcome.diff()
+    if outcome.errors:
         module.fail_json(msg="could not remove %d of %d entries: %s" % (
-            len(errors), len(plan.removed), "; ".join("%s: %s" % (e["path"], e["msg"]) for e in errors)),
-            errors=errors, **result)
+            len(outcome.errors), len(outcome.plan.removed),
+            "; ".join("%s: %s" % (e["path"], e["msg"]) for e in outcome.errors)),
+            errors=outcome.errors, **result)
     module.exit_json(**result)
 
 

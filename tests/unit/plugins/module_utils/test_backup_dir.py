@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""The removal helpers of the prune module: by file descriptors, never through a symlink."""
+"""The removal helpers that prune and the scheduled job share: by file descriptors, never through a symlink."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -9,7 +9,6 @@ import os
 import pytest
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_dir
-from ansible_collections.lift_simulator.postgresql.plugins.modules import prune
 
 
 @pytest.fixture
@@ -35,7 +34,7 @@ def test_remove_tree_unlinks_symlinks_inside_without_following_them(tmp_path, di
     (archive / "sub" / "3001.dat.gz").write_bytes(b"y")
     (archive / "to_dir").symlink_to(outside)
     (archive / "sub" / "to_file").symlink_to(outside / "precious")
-    prune.remove_entry(dir_fd, archive.name, ident(archive))
+    backup_dir.remove_entry(dir_fd, archive.name, ident(archive))
     assert os.listdir(str(tmp_path / "backups")) == []
     assert (outside / "precious").read_bytes() == b"keep"
 
@@ -50,13 +49,13 @@ def test_remove_entry_refuses_an_entry_that_changed_or_is_a_symlink(tmp_path, di
     (backups / "planted").symlink_to(target)
     os.rename(str(backups / "planted"), str(backups / name))  # swapped for a symlink after the scan
     with pytest.raises(OSError) as info:
-        prune.remove_entry(dir_fd, name, seen)
+        backup_dir.remove_entry(dir_fd, name, seen)
     assert "changed since it was examined" in str(info.value)
     with pytest.raises(OSError) as info:
-        prune.remove_entry(dir_fd, name, ident(backups / name))  # even when expected: never a symlink
+        backup_dir.remove_entry(dir_fd, name, ident(backups / name))  # even when expected: never a symlink
     assert "no longer a file or folder" in str(info.value)
     assert (backups / name).is_symlink() and target.read_bytes() == b"keep"
-    prune.remove_entry(dir_fd, "vanished.sql", (0, 0))  # already gone: nothing to do
+    backup_dir.remove_entry(dir_fd, "vanished.sql", (0, 0))  # already gone: nothing to do
 
 
 def test_tree_size_counts_regular_files_only(tmp_path):

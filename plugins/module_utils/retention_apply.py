@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Applying retention to a backup directory: scan, plan, remove.
+
+The one implementation behind the ``prune`` module and the host-side scheduled job: the
+directory is opened once, listed through that descriptor, the backups are examined (manifests
+read, checksums verified), ``retention.plan`` decides, and what it removes goes through the same
+descriptor (``backup_dir.remove_entry``: never a symlink, never an entry that changed since it
+was examined; a backup before its manifest). The rules are documented in docs/retention.md.
+Pure Python (no Ansible).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_dir
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import safe_component
+
+UTC = datetime.timezone.utc
+
+
+class PruneError(Exception):
+    """Retention could not examine the directory (or refused to go on); nothing was removed."""
+
+
+class PruneOutcome(object):
+    """What ``apply_retention`` found and did.
+
+    ``exists`` is False when ``path`` does not exist (nothing examined, nothing removed).
+    ``plan`` is the retention.Plan; ``removed`` the decisions carried out (or, in check mode, that
+    would be); ``errors`` the entries that could not be removed, as dict(path, msg).
+    """
+
+    def __init__(self, path, now):
+        self.path = path
+        self.now = now
+        self.exists = True
+        self.scanned = None
+        self.left_out = []
+        self.plan = retention.Plan([], [])
+        self.removed = []
+        self.errors = []
+
+    @property
+    def kept(self):
+        return self.plan.kept
+
+    def kept_results(self):
+        return [entry_result(d, self.path, self.now) for d in self.plan.kept]
+
+    def removed_results(self):
+        return [entry_result(d, self.path, self.now) for d in self.removed]
+
+    def left_alone(self):
+        """Backup-named entries left alone, and why (symlinks; earlier processes' backups)."""
+        if self.scanned is None:
+            return []
+        result = [dict(path=os.path.join(self.path, entry.name), reason=reason) for entry, reason in self.scanned.skipped]
+        result.extend(dict(path=os.path.join(self.path, s.entry.name),
+                           reason="an earlier process's backup; include_legacy is false") for s in self.left_out)
+        return result
+
+    def diff(self):
+        """Listing of the backups, manifests and leftovers before and after (for --diff)."""
+        before = sorted(set(n for d in self.plan.kept + self.plan.removed for n in removed_names(d)))
+        gone = set(n for d in self.plan.removed for n in removed_names(d))
+        return dict(before_header=self.path, after_header=self.path,
+                    before="".join(n + "\n" for n in before),
+                    after="".join(n + "\n" for n in before if n not in gone))
+
+
+def entry_result(decision, path, now):
+    """A decision as the modules return it (name, path, rule, reason, and the backup's data)."""
+    result = dict(name=decision.name, path=os.path.join(path, decision.name), rule=decision.rule,
+                  rules=decision.rules, reason=decision.reason, what=decision.what)
+    candidate = decision.candidate
+    if candidate is not None:
+        result.update(
+            time=candidate.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            age_days=round((now - candidate.time).total_seconds() / 86400.0, 3),
+            good=candidate.good, problem=candidate.problem, legacy=candidate.legacy, size_bytes=candidate.size,
+            manifest_path=os.path.join(path, candidate.manifest_name) if candidate.manifest_name else None)
+    return result
+
+
+def removed_names(decision):
+    """The directory entries a decision covers: the backup, and its manifest when it has one."""
+    names = [decision.name]
+    if decision.candidate is not None and decision.candidate.manifest_name:
+        names.append(decision.candidate.manifest_name)
+    return names
+
+
+def apply_retention(path, rules, database="lift_simulator", include_legacy=False, verify_checksums=True,
+                    legacy_tz=None, now=None, check_mode=False, protect=()):
+    """Apply ``rules`` (a retention.Rules) to the backups of ``database`` in ``path``.
+
+    ``legacy_tz`` is the time zone of the earlier processes' names (None: local time). In check
+    mode nothing is removed and ``removed`` lists what would be. ``protect`` names entries that
+    must not be removed: if the plan removes one, PruneError is raised before anything is removed
+    (the scheduled job protects the backup it has just made). Raises PruneError when the directory
+    cannot be opened or examined; removal failures are collected in ``errors``.
+    """
+    path = os.path.abspath(path)
+    outcome = PruneOutcome(path, now or datetime.datetime.now(UTC))
+    if not os.path.lexists(path):
+        outcome.exists = False
+        return outcome
+    if not os.path.isdir(path):
+        raise PruneError("%s is not a directory" % path)
+    prefix = safe_component(database)
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise PruneError("cannot open %s: %s" % (path, exc.strerror))
+    try:
+        try:
+            entries, idents = backup_dir.list_entries(path, dir_fd=dir_fd)
+            outcome.scanned = retention.scan(entries, prefix)
+            candidates, outcome.left_out = retention.inspect(
+                outcome.scanned, include_legacy,
+                read_manifest=lambda name: manifest_mod.load_manifest(os.path.join(path, name)),
+                digest=(lambda name: checksums.backup_digest(os.path.join(path, name))[0])
+                if verify_checksums else None,
+                legacy_tz=legacy_tz)
+            partials = [os.path.basename(found) for found in atomic_files.find_stale_partials(path)
+                        if retention.belongs_to(atomic_files.partial_target(os.path.basename(found)), prefix)]
+        except OSError as exc:
+            raise PruneError("cannot examine %s: %s" % (path, exc))
+        outcome.plan = retention.plan(candidates, rules, outcome.now,
+                                      orphan_manifests=[e.name for e in outcome.scanned.orphan_manifests],
+                                      stale_partials=partials)
+        protected = set(protect or ())
+        doomed = sorted(protected.intersection(n for d in outcome.plan.removed for n in removed_names(d)))
+        if doomed:
+            raise PruneError("retention would remove %s, which must be kept (is a backup dated in the future "
+                             "in %s?); nothing was removed" % (", ".join(doomed), path))
+        if check_mode:
+            outcome.removed = list(outcome.plan.removed)
+            return outcome
+        for decision in outcome.plan.removed:
+            try:
+                if decision.what == "partial":
+                    atomic_files.remove_partials([os.path.join(path, decision.name)])
+                else:
+                    backup_dir.remove_entry(dir_fd, decision.name, idents[decision.name])
+                    # The backup first: an interruption leaves an orphan manifest, removed next time.
+                    if decision.candidate is not None and decision.candidate.manifest_name:
+                        name = decision.candidate.manifest_name
+                        backup_dir.remove_entry(dir_fd, name, idents[name])
+            except OSError as exc:
+                outcome.errors.append(dict(path=os.path.join(path, decision.name), msg=exc.strerror or str(exc)))
+                continue
+            outcome.removed.append(decision)
+        if outcome.plan.removed:
+            try:
+                os.fsync(dir_fd)
+            except OSError:
+                pass
+    finally:
+        os.close(dir_fd)
+    return outcome
