@@ -21,7 +21,7 @@ import pytest
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as mf
-from conftest import run_playbook
+from pglab import run_playbook
 
 UTC = datetime.timezone.utc
 PREFIX = "lift_simulator"
