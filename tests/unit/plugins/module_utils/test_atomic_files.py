@@ -30,6 +30,29 @@ def test_commit_publishes_complete_private_file(tmp_path, use_tmpfile):
     assert stat.S_IMODE(os.stat(str(tmp_path / "b.sql")).st_mode) == 0o600
 
 
+def test_writeback_starts_every_few_megabytes_and_covers_every_byte(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(af, "_START_WRITEBACK", lambda fd, offset, length: calls.append((offset, length)))
+    monkeypatch.setattr(af, "WRITEBACK_EVERY", 100)
+    handle = af.AtomicFile(str(tmp_path), "b.sql")
+    for _ in range(7):
+        handle.write(b"x" * 40)
+    assert calls == [(0, 120), (120, 120)]  # each range follows the last, none is skipped
+    handle.commit()  # the tail is left to the fsync
+    assert (tmp_path / "b.sql").read_bytes() == b"x" * 280
+
+
+@pytest.mark.skipif(af._START_WRITEBACK is None, reason="no sync_file_range here")
+def test_real_writeback_on_a_large_file(tmp_path):
+    handle = af.AtomicFile(str(tmp_path), "b.sql")
+    block = os.urandom(1024 * 1024)
+    for _ in range(af.WRITEBACK_EVERY // len(block) * 2 + 1):
+        handle.write(block)
+    assert handle._written_back == 2 * af.WRITEBACK_EVERY
+    handle.commit()
+    assert os.path.getsize(str(tmp_path / "b.sql")) == 2 * af.WRITEBACK_EVERY + len(block)
+
+
 def test_abort_leaves_nothing(tmp_path, use_tmpfile):
     with pytest.raises(RuntimeError):
         with af.AtomicFile(str(tmp_path), "b.sql", use_tmpfile=use_tmpfile) as handle:

@@ -107,6 +107,29 @@ def test_pipeline_hashes_what_it_writes():
     assert reports[-1] == len(expected)
 
 
+def test_pipeline_batches_small_writes_without_losing_bytes():
+    # pg_dump writes 8 kB at a time; the pipeline hashes and writes in larger batches.
+    producer = py("import os\nfor i in range(600): os.write(1, b'%07d' % i + b'.' * 8185)")
+    sink = Sink()
+    writes = []
+    original = sink.write
+    sink.write = lambda chunk: (writes.append(len(chunk)), original(chunk))
+    result = dp.Pipeline([producer]).run(sink)
+    expected = b"".join(b"%07d" % i + b"." * 8185 for i in range(600))
+    assert bytes(sink.data) == expected
+    assert result.size == len(expected) and sum(writes) == len(expected)
+    assert result.sha256 == hashlib.sha256(expected).hexdigest()
+    assert all(size >= dp.CHUNK // 2 for size in writes[:-1])
+    assert len(writes) < 600 // 8
+
+
+def test_pipeline_with_empty_output():
+    sink = Sink()
+    result = dp.Pipeline([["true"]]).run(sink)
+    assert (result.size, bytes(sink.data)) == (0, b"")
+    assert result.sha256 == hashlib.sha256(b"").hexdigest()
+
+
 def test_pipeline_reports_the_failing_program_and_its_stderr():
     producer = py("import sys\nsys.stdout.write('partial')\nsys.stderr.write('pg_dump: error: boom\\n')\nsys.exit(1)")
     with pytest.raises(dp.DumpError) as info:

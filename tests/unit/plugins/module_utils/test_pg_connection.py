@@ -115,6 +115,23 @@ def test_find_client_binary_prefers_the_newest_and_refuses_old_ones(tmp_path):
     assert "older than the server" in str(info.value) and "postgresql-client-17" in str(info.value)
 
 
+def test_find_client_binary_uses_path_only_as_the_fallback(tmp_path, monkeypatch):
+    versioned = make_fake_client(str(tmp_path / "15" / "bin"), "pg_dump", "15.18")
+    on_path = make_fake_client(str(tmp_path / "path"), "pg_dump", "17.2")
+    monkeypatch.setenv("PATH", str(tmp_path / "path"))
+    ran = []
+    real = pc.client_version
+    monkeypatch.setattr(pc, "client_version", lambda path: (ran.append(path), real(path))[1])
+    dirs = [str(tmp_path / "15" / "bin")]
+    # Debian's /usr/lib/postgresql/<major>/bin is enough: PATH (pg_wrapper there) is not run.
+    assert pc.find_client_binary("pg_dump", search_dirs=dirs, min_major=15)[:2] == (versioned, 15)
+    assert ran == [versioned]
+    # Too old for the server there: a newer one on PATH is taken.
+    assert pc.find_client_binary("pg_dump", search_dirs=dirs, min_major=17)[:2] == (on_path, 17)
+    # Nothing there at all: PATH.
+    assert pc.find_client_binary("pg_dump", search_dirs=[])[:2] == (on_path, 17)
+
+
 def test_find_client_binary_missing(tmp_path):
     with pytest.raises(pc.PgError) as info:
         pc.find_client_binary("pg_dump", bin_dir=str(tmp_path))
