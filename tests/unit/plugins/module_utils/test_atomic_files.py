@@ -35,7 +35,7 @@ def test_writeback_starts_every_few_megabytes_and_covers_every_byte(tmp_path, mo
     monkeypatch.setattr(af, "_START_WRITEBACK", lambda fd, offset, length: calls.append((offset, length)))
     monkeypatch.setattr(af, "WRITEBACK_EVERY", 100)
     handle = af.AtomicFile(str(tmp_path), "b.sql")
-    for _ in range(7):
+    for dummy in range(7):
         handle.write(b"x" * 40)
     assert calls == [(0, 120), (120, 120)]  # each range follows the last, none is skipped
     handle.commit()  # the tail is left to the fsync
@@ -46,7 +46,7 @@ def test_writeback_starts_every_few_megabytes_and_covers_every_byte(tmp_path, mo
 def test_real_writeback_on_a_large_file(tmp_path):
     handle = af.AtomicFile(str(tmp_path), "b.sql")
     block = os.urandom(1024 * 1024)
-    for _ in range(af.WRITEBACK_EVERY // len(block) * 2 + 1):
+    for dummy in range(af.WRITEBACK_EVERY // len(block) * 2 + 1):
         handle.write(block)
     assert handle._written_back == 2 * af.WRITEBACK_EVERY
     handle.commit()
