@@ -23,23 +23,36 @@ import shutil
 import socket
 import stat
 
+try:
+    import ctypes
+except ImportError:  # an interpreter built without it: plain named temporaries, no writeback hints
+    ctypes = None
+
 PARTIAL_MARK = ".partial-"
 _AT_FDCWD = -100
 _AT_SYMLINK_FOLLOW = 0x400
 
 
+def _libc_function(name, argtypes):
+    """A libc function taking ``argtypes`` (ctypes type names) and returning an int, with errno
+    kept; None where ctypes or the function is unavailable."""
+    if ctypes is None:
+        return None
+    try:
+        func = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [getattr(ctypes, argtype) for argtype in argtypes]
+    func.restype = ctypes.c_int
+    return func
+
+
 def _load_linkat():
     """libc's linkat: os.link() cannot give an O_TMPFILE inode a name (it calls link(2), which
     does not follow the /proc/self/fd magic link). None where unavailable."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        func = libc.linkat
-    except (ImportError, OSError, AttributeError):
+    func = _libc_function("linkat", ("c_int", "c_char_p", "c_int", "c_char_p", "c_int"))
+    if func is None:
         return None
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-    func.restype = ctypes.c_int
 
     def linkat_fd(fd, dest):
         if func(_AT_FDCWD, ("/proc/self/fd/%d" % fd).encode(), _AT_FDCWD, os.fsencode(dest),
@@ -62,14 +75,9 @@ WRITEBACK_EVERY = 8 * 1024 * 1024
 def _load_sync_file_range():
     """libc's sync_file_range (Linux): start writeback of a range without waiting for it.
     None where unavailable; it is only an optimisation, the fsync at commit is what counts."""
-    try:
-        import ctypes
-
-        func = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (ImportError, OSError, AttributeError):
+    func = _libc_function("sync_file_range", ("c_int", "c_longlong", "c_longlong", "c_uint"))
+    if func is None:
         return None
-    func.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-    func.restype = ctypes.c_int
 
     def start_writeback(fd, offset, length):
         func(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # a failure only loses the head start

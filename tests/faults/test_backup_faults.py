@@ -20,7 +20,7 @@ import pytest
 
 import processes
 from helpers import backup, listing, verify
-from pglab import LIFT_ADMIN_PASSWORD, PgCluster, load_fixture, postgres_owned_dir, run_playbook
+from pglab import LIFT_ADMIN_PASSWORD, load_fixture, own_cluster, postgres_owned_dir, run_playbook
 
 FORMATS = [("plain", "none"), ("plain", "zstd"), ("custom", "gzip"), ("directory", "gzip")]
 FORMAT_IDS = ["%s-%s" % f for f in FORMATS]
@@ -201,11 +201,7 @@ def test_disk_full_during_backup(cluster, fault_db, fmt, compression):
 
 
 def test_server_stopped_during_backup(workdir):
-    pg = PgCluster()
-    pg.start_fresh()
-    try:
-        pg.psql("CREATE ROLE lift_admin LOGIN")
-        load_fixture(pg, "lift_simulator", size_mb=40, seed=13)
+    with own_cluster(size_mb=40, seed=13) as pg:
         dest = os.path.join(workdir, "b")
         thread, holder = start_backup(pg, dest, log_dir=os.path.join(workdir, "logs"))
         pid = processes.wait_for(lambda: (processes.find("pg_dump", "lift_simulator") or [None])[0], what="pg_dump")
@@ -217,8 +213,6 @@ def test_server_stopped_during_backup(workdir):
         assert holder["run"].rc != 0
         assert "pg_dump failed" in result["msg"] or "the backup failed" in result["msg"]
         assert nothing_but_logs(dest)
-    finally:
-        pg.destroy()
 
 
 def test_concurrent_backups_never_clobber_each_other(cluster, workdir, fault_db):

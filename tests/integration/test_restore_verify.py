@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from pglab import SUPERUSER_PASSWORD, PgCluster, load_fixture, postgres_owned_dir, run_playbook
+from pglab import SUPERUSER_PASSWORD, load_fixture, own_cluster, postgres_owned_dir, run_playbook
 from helpers import backup, clone_database, databases, drop_databases, restore, verify
 from pgcompare import fingerprint
 
@@ -32,18 +32,24 @@ def damage(cluster, database):
                  "UPDATE lift_simulator.scenario SET name = name || ' (changed)'", database=database)
 
 
-SWAP_FORMATS = [("plain", None), ("plain", "zstd"), ("plain", "gzip"), ("custom", None), ("directory", None)]
-
-
-@pytest.mark.parametrize("fmt, compression", SWAP_FORMATS, ids=["%s-%s" % f for f in SWAP_FORMATS])
-def test_swap_restore_of_every_format(cluster, workdir, fmt, compression):
-    db = clone_database(cluster, "swap_%s_%s" % (fmt, compression or "default"))
+def backed_up_then_damaged(cluster, workdir, kind, fmt, compression):
+    """A clone of lift_simulator, backed up in ``fmt``/``compression``, then damaged: (db, backup, fingerprint)."""
+    db = clone_database(cluster, "%s_%s_%s" % (kind, fmt, compression or "default"))
     options = dict(database=db, format=fmt)
     if compression:
         options["compression"] = compression
     made = backup(cluster, os.path.join(workdir, "b"), **options)
     before = fingerprint(cluster, db)
     damage(cluster, db)
+    return db, made, before
+
+
+SWAP_FORMATS = [("plain", None), ("plain", "zstd"), ("plain", "gzip"), ("custom", None), ("directory", None)]
+
+
+@pytest.mark.parametrize("fmt, compression", SWAP_FORMATS, ids=["%s-%s" % f for f in SWAP_FORMATS])
+def test_swap_restore_of_every_format(cluster, workdir, fmt, compression):
+    db, made, before = backed_up_then_damaged(cluster, workdir, "swap", fmt, compression)
     damaged = fingerprint(cluster, db)
 
     result = restore(cluster, made["path"], database=db, jobs=2 if fmt != "plain" else 1)
@@ -114,13 +120,7 @@ def source_fp(cluster):
 
 @pytest.mark.parametrize("fmt, compression", [("plain", None), ("plain", "zstd"), ("custom", None)])
 def test_selective_restore_of_tables(cluster, workdir, fmt, compression):
-    db = clone_database(cluster, "selective_%s_%s" % (fmt, compression or "default"))
-    options = dict(database=db, format=fmt)
-    if compression:
-        options["compression"] = compression
-    made = backup(cluster, os.path.join(workdir, "b"), **options)
-    before = fingerprint(cluster, db)
-    damage(cluster, db)
+    db, made, before = backed_up_then_damaged(cluster, workdir, "selective", fmt, compression)
     cluster.psql("SELECT setval('lift_simulator.simulation_run_id_seq', 1)", database=db)
     tables = ["lift_simulator.simulation_run", "lift_simulator.scenario"]
     result = restore(cluster, made["path"], database=db, tables=tables, truncate=True)
@@ -197,11 +197,7 @@ def test_a_dump_failing_halfway_leaves_the_live_database_untouched(cluster, work
 
 def test_server_stopped_mid_restore_leaves_live_intact_and_the_next_run_cleans_up(workdir):
     """A cluster of its own, stopped while psql loads the staging database."""
-    pg = PgCluster()
-    pg.start_fresh()
-    try:
-        pg.psql("CREATE ROLE lift_admin LOGIN")
-        load_fixture(pg, "lift_simulator", size_mb=40, seed=3)
+    with own_cluster(size_mb=40, seed=3) as pg:
         made = backup(pg, os.path.join(workdir, "b"))
         damage(pg, "lift_simulator")
         before = fingerprint(pg, "lift_simulator")
@@ -229,8 +225,6 @@ def test_server_stopped_mid_restore_leaves_live_intact_and_the_next_run_cleans_u
         result = restore(pg, made["path"])
         assert result["removed_leftovers"] == leftovers
         assert [n for n in databases(pg) if n.startswith("lift_simulator_staging_")] == []
-    finally:
-        pg.destroy()
 
 
 def test_a_connected_client_reconnects_once_and_sees_the_restored_data(cluster, workdir):

@@ -14,16 +14,22 @@ from pglab import run_playbook
 DECOMPRESS = {"gzip": ["gzip", "-d", "-c"], "zstd": ["zstd", "-q", "-d", "-c"], "lz4": ["lz4", "-q", "-d", "-c"]}
 
 
+def run_module(name, args, expect_ok=True, **extra_vars):
+    """Run ``<name>_module.yml`` with ``<name>_args``; return the task's result, asserting the outcome."""
+    extra_vars["%s_args" % name] = args
+    run = run_playbook("%s_module.yml" % name, extra_vars)
+    result = run.task(name.capitalize())
+    if expect_ok:
+        assert run.rc == 0, "%s failed: %s\n%s" % (name, result and result.get("msg"), run.stderr[-3000:])
+    else:
+        assert run.rc != 0, "%s unexpectedly succeeded: %s" % (name, result)
+    return result
+
+
 def backup(cluster, dest, run_as="postgres", expect_ok=True, **options):
     args = dict(cluster.connection_vars() if "login_host" not in options else {}, dest_dir=dest)
     args.update(options)
-    run = run_playbook("backup_module.yml", {"backup_args": args, "run_as": run_as})
-    result = run.task("Backup")
-    if expect_ok:
-        assert run.rc == 0, "backup failed: %s\n%s" % (result and result.get("msg"), run.stderr[-3000:])
-    else:
-        assert run.rc != 0, "backup unexpectedly succeeded"
-    return result
+    return run_module("backup", args, expect_ok, run_as=run_as)
 
 
 def sha256_file(path):
@@ -59,27 +65,11 @@ def listing(directory):
 
 
 def restore(cluster, path, expect_ok=True, **options):
-    args = dict(cluster.connection_vars(), path=path)
-    args.update(options)
-    run = run_playbook("restore_module.yml", {"restore_args": args})
-    result = run.task("Restore")
-    if expect_ok:
-        assert run.rc == 0, "restore failed: %s\n%s" % (result and result.get("msg"), run.stderr[-3000:])
-    else:
-        assert run.rc != 0, "restore unexpectedly succeeded: %s" % result
-    return result
+    return run_module("restore", dict(cluster.connection_vars(), path=path, **options), expect_ok)
 
 
 def verify(cluster, path, expect_ok=True, **options):
-    args = dict(cluster.connection_vars(), path=path)
-    args.update(options)
-    run = run_playbook("verify_module.yml", {"verify_args": args})
-    result = run.task("Verify")
-    if expect_ok:
-        assert run.rc == 0, "verify failed: %s\n%s" % (result and result.get("msg"), run.stderr[-3000:])
-    else:
-        assert run.rc != 0, "verify unexpectedly succeeded: %s" % result
-    return result
+    return run_module("verify", dict(cluster.connection_vars(), path=path, **options), expect_ok)
 
 
 def databases(cluster):

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import glob
 import json
 import os
@@ -147,14 +148,24 @@ def load_fixture(cluster, database, size_mb=FIXTURE_SIZE_MB, seed=42):
     cluster.psql("ANALYZE", database=database)
 
 
+@contextlib.contextmanager
+def own_cluster(size_mb=FIXTURE_SIZE_MB, seed=42, admin_password=None):
+    """A fresh cluster with lift_admin and a lift_simulator database, destroyed afterwards."""
+    pg = PgCluster()
+    try:
+        pg.start_fresh()
+        password = " PASSWORD '%s'" % admin_password.replace("'", "''") if admin_password else ""
+        pg.psql("CREATE ROLE lift_admin LOGIN" + password)
+        load_fixture(pg, "lift_simulator", size_mb=size_mb, seed=seed)
+        yield pg
+    finally:
+        pg.destroy()
+
+
 @pytest.fixture(scope="session")
 def cluster():
-    pg = PgCluster()
-    pg.start_fresh()
-    pg.psql("CREATE ROLE lift_admin LOGIN PASSWORD '%s'" % LIFT_ADMIN_PASSWORD.replace("'", "''"))
-    load_fixture(pg, "lift_simulator")
-    yield pg
-    pg.destroy()
+    with own_cluster(admin_password=LIFT_ADMIN_PASSWORD) as pg:
+        yield pg
 
 
 @pytest.fixture
