@@ -58,3 +58,13 @@ def checks_argument_spec():
         ), mutually_exclusive=[["expect", "min"]]),
         app_schema=dict(type="str", default="lift_simulator"),
     )
+
+
+def loading_argument_spec():
+    """Options documented by the doc fragment lift_simulator.postgresql.loading."""
+    return dict(
+        load_as=dict(type="str", default="owner", choices=["owner", "superuser"]),
+        load_host=dict(type="str"),
+        privileges=dict(type="str", default="keep", choices=["keep", "skip"]),
+        lock_timeout=dict(type="int", default=60),
+    )

@@ -5,8 +5,10 @@
 
 Recognises this collection's backups (with manifests) and the earlier processes' ones (plain
 ``.sql``, custom ``.backup``, gzip-compressed plain), by content rather than by name. The quick
-verification reads each file once: sha256 against the manifest, pg_dump's header and completion
-trailer for plain dumps (also through a decompressor), the table of contents of archives.
+verification reads each file: sha256 against the manifest; for plain dumps (also through a
+decompressor) the whole text through the collection's plain-dump reader, which refuses anything
+pg_dump does not write (psql meta-commands above all), with pg_dump's header and completion
+trailer; the table of contents of archives.
 Pure Python (runs pg_restore and the decompressors; no Ansible).
 """
 
@@ -21,6 +23,7 @@ import tempfile
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.checklist import check
 
 PLAIN_HEADER = b"-- PostgreSQL database dump"
@@ -144,37 +147,53 @@ def _checksum_check(backup):
     return check("sha256", True, "matches the manifest (%s)" % digest)
 
 
+class _Watched(object):
+    """A stream read by the plain-dump reader, keeping its first and last bytes on the way."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.head = b""
+        self.tail = b""
+
+    def read(self, size=-1):
+        data = self.raw.read(size)
+        if len(self.head) < 4096:
+            self.head += data[:4096 - len(self.head)]
+        self.tail = (self.tail + data[-_TAIL_BYTES:])[-_TAIL_BYTES:]
+        return data
+
+
 def _plain_structure_check(backup):
-    """pg_dump's header at the start and its completion trailer at the end (catches truncation)."""
-    head = b""
-    tail = b""
-    if backup.compression == "none":
-        with open(backup.path, "rb") as handle:
-            head = handle.read(4096)
-            handle.seek(max(0, backup.size - _TAIL_BYTES))
-            tail = handle.read()
-    else:
-        argv = dump_pipeline.decompressor_argv(backup.compression) + [backup.path]
-        with tempfile.TemporaryFile() as err:
+    """The whole dump read by the collection's plain-dump reader (nothing outside pg_dump's grammar:
+    no psql meta-command, COPY blocks ended as psql ends them), pg_dump's header at the start and
+    its completion trailer at the end (which catches truncation); also through a decompressor."""
+    proc = None
+    with tempfile.TemporaryFile() as err:
+        if backup.compression == "none":
+            raw = open(backup.path, "rb")
+        else:
+            argv = dump_pipeline.decompressor_argv(backup.compression) + [backup.path]
             try:
                 proc = dump_pipeline.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                                            bufsize=0)
             except OSError as exc:
                 return check("structure", False, "cannot run %s to read the %s stream: %s"
                              % (argv[0], backup.compression, exc.strerror))
-            buf = bytearray(dump_pipeline.CHUNK)
-            view = memoryview(buf)
-            while True:
-                count = proc.stdout.readinto(buf)
-                if not count:
-                    break
-                if len(head) < 4096:
-                    head += bytes(view[:min(count, 4096 - len(head))])
-                tail = (tail + bytes(view[max(0, count - _TAIL_BYTES):count]))[-_TAIL_BYTES:]
-            proc.stdout.close()
-            if proc.wait() != 0:
-                return check("structure", False, "the %s stream is damaged: %s" % (
-                    backup.compression, dump_pipeline.read_tail(err).strip().splitlines()[-1:] or "decompression failed"))
+            raw = proc.stdout
+        watched = _Watched(raw)
+        problem = None
+        try:
+            found = plain_dump.validate(watched)
+        except plain_dump.PlainDumpError as exc:
+            problem = str(exc)
+            while raw.read(dump_pipeline.CHUNK):
+                pass  # read to the end, for the trailer and the decompressor's verdict
+        finally:
+            raw.close()
+        if proc is not None and proc.wait() != 0:
+            return check("structure", False, "the %s stream is damaged: %s" % (
+                backup.compression, dump_pipeline.read_tail(err).strip().splitlines()[-1:] or "decompression failed"))
+    head, tail = watched.head, watched.tail
     if PLAIN_HEADER not in head[:1024]:
         return check("structure", False, "no pg_dump header at the start")
     if b"\nCREATE DATABASE " in head or b"\n\\connect " in head:
@@ -182,7 +201,12 @@ def _plain_structure_check(backup):
                      "dump without --create, or restore it with psql by hand")
     if PLAIN_TRAILER not in tail:
         return check("structure", False, "pg_dump's completion trailer is missing: the dump is truncated or incomplete")
-    return check("structure", True, "pg_dump header and completion trailer present")
+    if problem:
+        return check("structure", False, "not what pg_dump writes, refused (nothing of it is ever run): %s" % problem)
+    return check("structure", True, "pg_dump header and completion trailer present; %d lines read, %d tables' data, "
+                 "nothing outside pg_dump's grammar%s" % (found["lines"], found["tables"],
+                                                          "" if found["restrict"] else " (no \\restrict line: an "
+                                                          "older pg_dump)"))
 
 
 def _archive_structure_check(backup, pg_restore, full_read):

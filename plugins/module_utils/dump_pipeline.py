@@ -22,6 +22,8 @@ import subprocess
 import tempfile
 import time
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import inherited_fds
+
 # Levels each compressor accepts, and the default we use (zstd 3 and lz4 1 are the tools'
 # own defaults; gzip 6 likewise).
 COMPRESSION_LEVELS = {
@@ -170,8 +172,10 @@ def _die_with_parent():
 
 
 def spawn(argv, **kwargs):
-    """subprocess.Popen for every program this collection runs: no inherited descriptors, and the
-    child dies with this process. Call it while no other thread runs (preexec_fn)."""
+    """subprocess.Popen for every program this collection runs: no inherited descriptors but the
+    in-memory passfile of its environment, and the child dies with this process. Call it while
+    no other thread runs (preexec_fn)."""
+    kwargs.setdefault("pass_fds", inherited_fds(kwargs.get("env")))
     return subprocess.Popen(argv, close_fds=True, preexec_fn=_die_with_parent, **kwargs)
 
 

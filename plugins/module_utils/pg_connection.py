@@ -5,9 +5,9 @@
 
 Pure Python (no Ansible imports): the modules and the host-side scheduled job share it.
 
-Secrets policy: the password is handed to libpq programs through a temporary passfile
-(mode 0600, in a private 0700 directory, removed afterwards) and to psycopg2 as a keyword
-argument; it never appears in argv, in the environment of a child process, or in a message.
+Secrets policy: the password is handed to libpq programs through a passfile that exists only in
+memory (an inherited memfd, mode 0600) and to psycopg2 as a keyword argument; it never appears
+in argv, in the environment of a child process, in a file, or in a message.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -39,6 +39,9 @@ except ImportError as exc:  # pragma: no cover - depends on the host
         """Stands in for psycopg2.Error where psycopg2 is missing (connect() then fails clearly)."""
 
 
+APPLICATION_NAME = "lift_simulator.postgresql"
+
+
 class PgError(Exception):
     """An error whose message is safe to show to an operator (no secrets)."""
 
@@ -48,7 +51,7 @@ class ConnectionParams(object):
 
     def __init__(self, database, login_host=None, login_port=5432, login_user=None,
                  login_password=None, login_unix_socket=None, ssl_mode="prefer",
-                 ca_cert=None, connect_timeout=10):
+                 ca_cert=None, connect_timeout=10, application_name=APPLICATION_NAME, options=None):
         self.database = database
         self.login_host = login_host or None
         self.login_port = int(login_port or 5432)
@@ -58,6 +61,9 @@ class ConnectionParams(object):
         self.ssl_mode = ssl_mode or "prefer"
         self.ca_cert = ca_cert or None
         self.connect_timeout = int(connect_timeout or 10)
+        self.application_name = application_name
+        # Server settings for the session (libpq "options", e.g. "-c lock_timeout=60s").
+        self.options = options
 
     def with_database(self, database):
         clone = ConnectionParams(database)
@@ -90,7 +96,11 @@ def escape_passfile_field(value):
 class ClientEnvironment(object):
     """Context manager giving the environment for libpq client programs (pg_dump, psql...).
 
-    The password goes into a passfile in a private temporary directory that is removed on exit.
+    The password goes into a passfile that exists only in memory: an anonymous memfd (mode
+    0600) that the child programs inherit and read as ``/proc/self/fd/<n>``. It has no name in
+    any file system and disappears with the last process holding it, so it cannot outlive the
+    run, not even after SIGKILL. (Where memfd is missing, a 0600 file in a private 0700
+    directory, removed on exit, stands in.) ``dump_pipeline.spawn`` passes the descriptor on.
     The database name goes into PGDATABASE, never argv: pg_dump treats a --dbname value that
     contains '=' as a connection string, which a hostile database name could abuse.
     """
@@ -99,6 +109,7 @@ class ClientEnvironment(object):
         self.params = params
         self.base_env = dict(os.environ if base_env is None else base_env)
         self._tmpdir = None
+        self._fd = None
         self.env = None
 
     def __enter__(self):
@@ -120,17 +131,13 @@ class ClientEnvironment(object):
         if params.ca_cert:
             env["PGSSLROOTCERT"] = params.ca_cert
         env["PGCONNECT_TIMEOUT"] = str(params.connect_timeout)
-        env["PGAPPNAME"] = "lift_simulator.postgresql"
+        env["PGAPPNAME"] = params.application_name
+        if params.options:
+            env["PGOPTIONS"] = params.options
         # Messages we parse must not be translated.
         env["LC_MESSAGES"] = "C"
         if params.login_password:
-            self._tmpdir = tempfile.mkdtemp(prefix="lift-pg-")
-            os.chmod(self._tmpdir, 0o700)
-            passfile = os.path.join(self._tmpdir, "pgpass")
-            fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write("*:*:*:*:%s\n" % escape_passfile_field(params.login_password))
-            env["PGPASSFILE"] = passfile
+            env["PGPASSFILE"] = self._passfile("*:*:*:*:%s\n" % escape_passfile_field(params.login_password))
         else:
             # Never pick up a passfile the operator did not ask for, except the user's own ~/.pgpass,
             # which libpq reads by default (the read-only backup role authenticates that way).
@@ -138,11 +145,41 @@ class ClientEnvironment(object):
         self.env = env
         return env
 
+    def _passfile(self, content):
+        data = content.encode("utf-8")
+        if hasattr(os, "memfd_create"):
+            # Without MFD_CLOEXEC: the children must inherit it (spawn closes every other descriptor).
+            self._fd = os.memfd_create("lift-pgpass", 0)
+            os.fchmod(self._fd, 0o600)
+            os.write(self._fd, data)
+            return "%s%d" % (PASSFILE_FD_PREFIX, self._fd)
+        self._tmpdir = tempfile.mkdtemp(prefix="lift-pg-")
+        os.chmod(self._tmpdir, 0o700)
+        passfile = os.path.join(self._tmpdir, "pgpass")
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return passfile
+
     def __exit__(self, *exc_info):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
         return False
+
+
+PASSFILE_FD_PREFIX = "/proc/self/fd/"
+
+
+def inherited_fds(env):
+    """The descriptors a child started with ``env`` must inherit (the in-memory passfile)."""
+    value = (env or {}).get("PGPASSFILE", "")
+    if value.startswith(PASSFILE_FD_PREFIX):
+        return (int(value[len(PASSFILE_FD_PREFIX):]),)
+    return ()
 
 
 def connect(params, autocommit=True):
@@ -152,7 +189,9 @@ def connect(params, autocommit=True):
                       "(Debian: apt-get install python3-psycopg2): %s" % PSYCOPG2_IMPORT_ERROR)
     kwargs = dict(dbname=params.database, port=params.login_port, sslmode=params.ssl_mode,
                   connect_timeout=params.connect_timeout,
-                  application_name="lift_simulator.postgresql")
+                  application_name=params.application_name)
+    if params.options:
+        kwargs["options"] = params.options
     if params.host:
         kwargs["host"] = params.host
     if params.login_user:

@@ -27,22 +27,29 @@ description:
     renamed into place, owned by O(owner).
   - B(strategy=replace) is the strategy document's drop, create, restore. It needs O(force=true)
     because the live database is gone before the restore starts, and the downtime is the whole restore.
-  - Plain SQL is restored with C(psql) under C(ON_ERROR_STOP) in one transaction; custom and
-    directory archives with C(pg_restore) (in one transaction, or with O(jobs) in parallel).
-    Afterwards every object in the user schemas is owned by O(owner), and the database-level
-    privileges and settings of the database it replaces are granted again (a new database gets
-    C(GRANT ALL) for O(owner)).
+  - B(Nothing from the backup runs with more rights than O(owner) has.) A plain dump is read by the
+    collection's own reader, which accepts only what pg_dump writes (a file with psql meta-commands
+    such as C(\\!) is refused, and psql itself runs in restricted mode with a random key, so it
+    refuses every meta-command too), then run by C(psql) under C(ON_ERROR_STOP) in one transaction;
+    custom and directory archives go to C(pg_restore) (in one transaction, or with O(jobs) in
+    parallel). Both connect as a transient role with the owner's rights (O(load_as)), and the checks
+    that read the restored database do too. See the collection's C(docs/security.md).
+  - Afterwards every object in the user schemas is owned by O(owner). The restored database takes
+    the owner, comment, database-level privileges and settings (list-valued ones such as
+    C(search_path) included) of the database it replaces; a new database is owned by O(owner).
   - B(Selective restore.) With O(tables), only those tables' data is loaded into the existing
     O(database), in one transaction (optionally after O(truncate)), parents before the tables that
     reference them, with their sequences set as in the backup. It works for custom and directory
     archives and for plain SQL dumps (whose data sections the module reads itself). A table the
     backup does not have is an error that lists the tables it has.
-  - B(Provenance and idempotency.) The restored database's comment records the backup it came from,
-    as C(lift_simulator.postgresql restore) followed by a JSON object with the backup's name, its
-    sha256, the time and the strategy.
-    Restoring the same backup (same sha256) onto a database restored from it reports
-    C(changed=false) unless O(force=true). The module owns the database comment.
-  - Restores of the same database are serialised with an advisory lock; staging databases of
+  - B(Provenance and idempotency.) Which backup a database was restored from is recorded where only
+    the superuser can write it (schema C(lift_simulator_postgresql) of O(maintenance_db)), with a proof
+    of what the database held then. Restoring the same backup (same sha256) again reports
+    C(changed=false) only while the database provably still holds exactly that (no row, definition
+    or sequence changed since); otherwise, or with O(force=true), it restores again. The database
+    comment is left to the operator.
+  - Restores of the same database are serialised with an advisory lock (a session of a role that
+    may not restore holding it is named in the error); staging databases and transient roles of
     killed runs are dropped by the next run, which also lets a live database whose swap was
     interrupted accept connections again.
 options:
@@ -57,7 +64,10 @@ options:
     type: str
     default: lift_simulator
   owner:
-    description: Role that owns the restored database and every object in its user schemas.
+    description:
+      - Role that owns every object in the restored database's user schemas, and whose rights the
+        restore runs with (O(load_as)). A new database (O(strategy=create)) is owned by it too; a
+        restored database that replaces one keeps that one's owner.
     type: str
     default: lift_admin
   strategy:
@@ -67,10 +77,14 @@ options:
     default: swap
   keep_previous:
     description:
-      - With O(strategy=swap), keep the replaced database as C(<database>_pre_restore_<time>)
-        (default) or drop it after the swap.
-    type: bool
-    default: true
+      - With O(strategy=swap), how many replaced databases (C(<database>_pre_restore_<time>)) to keep.
+        After a successful swap the newest ones are kept and older ones dropped. V(true) means 1,
+        V(false) means 0 (the database just replaced is dropped after the swap).
+      - Only databases this collection recorded as previous ones are ever dropped; one that cannot be
+        dropped (for example while a logical replication subscription uses it) is kept with a warning,
+        and the restore still reports its change.
+    type: raw
+    default: 1
   force:
     description:
       - Restore even when the database was already restored from this backup; required for
@@ -120,6 +134,7 @@ options:
 extends_documentation_fragment:
   - lift_simulator.postgresql.connection
   - lift_simulator.postgresql.checks
+  - lift_simulator.postgresql.loading
 attributes:
   check_mode:
     description: Can run in check mode and report what it would do.
@@ -131,15 +146,16 @@ attributes:
   idempotent:
     description: Running the task twice has no further effect.
     support: full
-    details: The second restore of the same backup is a no-op (provenance in the database comment), except
-      for selective restores (O(tables)), which load again.
+    details: The second restore of the same backup is a no-op while the database provably still holds what the
+      backup holds, except for selective restores (O(tables)), which load again.
   platform:
     description: Target OS/families that can be operated against.
     support: full
     platforms: posix
 notes:
-  - Connect as a role that may create and rename databases and end other sessions (normally
-    C(postgres) over the local socket).
+  - Connect as a superuser (normally C(postgres) over the local socket, with C(become_user=postgres)).
+    The module creates, renames and drops databases and a transient loading role, and keeps its records
+    in O(maintenance_db). Another login is refused before anything happens.
 author:
   - lift_simulator maintainers (@lift-simulator)
 """
@@ -184,6 +200,20 @@ previous_database:
   returned: always
   type: str
   sample: lift_simulator_pre_restore_20261124083000
+previous_dropped:
+  description: Whether the database just replaced was dropped after the swap (O(keep_previous)).
+  returned: always
+  type: bool
+removed_previous:
+  description: Previous databases dropped after the swap because O(keep_previous) keeps fewer.
+  returned: always
+  type: list
+  elements: str
+format:
+  description: The backup's format (from its content).
+  returned: when the backup could be read
+  type: str
+  sample: custom
 staging_database:
   description: The staging database used (renamed to the live name on success, dropped on failure).
   returned: always
@@ -215,7 +245,7 @@ sha256:
   returned: when the backup could be read
   type: str
 removed_leftovers:
-  description: Staging or scratch databases of interrupted runs that were dropped.
+  description: Staging or scratch databases of interrupted runs that were dropped (their transient roles too).
   returned: when a restore happened
   type: list
   elements: str
@@ -225,19 +255,21 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
-    CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params)
+    CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
+    loading_argument_spec)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import DatabaseError, PgError
 
 
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(checks_argument_spec())
+    argument_spec.update(loading_argument_spec())
     argument_spec.update(
         path=dict(type="path", required=True, aliases=["backup"]),
         database=dict(type="str", default="lift_simulator"),
         owner=dict(type="str", default="lift_admin"),
         strategy=dict(type="str", default="swap", choices=["swap", "create", "replace"]),
-        keep_previous=dict(type="bool", default=True),
+        keep_previous=dict(type="raw", default=1),
         force=dict(type="bool", default=False),
         tables=dict(type="list", elements="str", default=[]),
         truncate=dict(type="bool", default=False),
@@ -257,12 +289,17 @@ def main():
         module.fail_json(msg="tables restores data into the existing database; strategy and phase do not apply")
     if p["phase"] != "full" and p["strategy"] == "replace":
         module.fail_json(msg="strategy replace has no phases: it drops the database before restoring")
+    try:
+        keep_previous = restore_run.keep_previous_count(p["keep_previous"])
+    except restore_run.RestoreError as exc:
+        module.fail_json(msg=str(exc))
     request = restore_run.RestoreRequest(
         connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
-        owner=p["owner"], strategy=p["strategy"], keep_previous=p["keep_previous"], force=p["force"],
+        owner=p["owner"], strategy=p["strategy"], keep_previous=keep_previous, force=p["force"],
         jobs=p["jobs"], bin_dir=p["bin_dir"], tables=p["tables"], truncate=p["truncate"], checks=p["checks"],
         app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], phase=p["phase"],
-        staging_database=p["staging_database"])
+        staging_database=p["staging_database"], load_as=p["load_as"], load_host=p["load_host"],
+        privileges=p["privileges"], lock_timeout=p["lock_timeout"])
     try:
         result = restore_run.run_restore(request, check_mode=module.check_mode)
     except (restore_run.RestoreError, PgError, DatabaseError) as exc:

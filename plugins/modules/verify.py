@@ -49,6 +49,12 @@ options:
         database name is used otherwise).
     type: str
     default: lift_simulator
+  owner:
+    description:
+      - Level restore. The role whose rights the scratch restore and its checks run with (see
+        O(load_as)), normally the application's role, which owns the objects in the backup.
+    type: str
+    default: lift_admin
   jobs:
     description:
       - Parallel C(pg_restore) jobs for custom and directory archives (level restore).
@@ -72,6 +78,7 @@ options:
 extends_documentation_fragment:
   - lift_simulator.postgresql.connection
   - lift_simulator.postgresql.checks
+  - lift_simulator.postgresql.loading
 attributes:
   check_mode:
     description: Can run in check mode.
@@ -88,8 +95,12 @@ attributes:
     support: full
     platforms: posix
 notes:
-  - Level restore connects as O(login_user), which needs the right to create databases; the roles
-    that own objects in the dump must exist on the server.
+  - Level restore connects as O(login_user), which must be a superuser (normally C(postgres) over the
+    local socket), because it creates and drops the scratch database and the transient loading role. The
+    backup itself is loaded and checked with the rights of O(owner) only (O(load_as)).
+  - Nothing in a backup is ever run as a program. A plain dump is read by the collection's own reader
+    (which accepts only what pg_dump writes) and given to psql in restricted mode, in which psql
+    refuses every meta-command (C(\\!) and the like); see the collection's C(docs/security.md).
 author:
   - lift_simulator maintainers (@lift-simulator)
 """
@@ -178,7 +189,8 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import b
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
-    CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params)
+    CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
+    loading_argument_spec)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.atomic_files import (
     ensure_private_dir, write_file_atomic)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
@@ -198,10 +210,12 @@ def quick(module, path, bin_dir):
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(checks_argument_spec())
+    argument_spec.update(loading_argument_spec())
     argument_spec.update(
         path=dict(type="path", required=True, aliases=["backup"]),
         level=dict(type="str", default="quick", choices=["quick", "restore"]),
         database=dict(type="str", default="lift_simulator"),
+        owner=dict(type="str", default="lift_admin"),
         jobs=dict(type="int", default=1),
         bin_dir=dict(type="path"),
         maintenance_db=dict(type="str", default="postgres"),
@@ -217,8 +231,9 @@ def main():
         else:
             request = restore_run.RestoreRequest(
                 connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
-                jobs=p["jobs"], bin_dir=p["bin_dir"], checks=p["checks"], app_schema=p["app_schema"],
-                maintenance_db=p["maintenance_db"])
+                owner=p["owner"], jobs=p["jobs"], bin_dir=p["bin_dir"], checks=p["checks"],
+                app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], load_as=p["load_as"],
+                load_host=p["load_host"], privileges=p["privileges"], lock_timeout=p["lock_timeout"])
             backup, checks, counts, scratch, duration = restore_run.run_verify_restore(request)
     except (backup_files.BackupFileError, restore_run.RestoreError, PgError, DatabaseError) as exc:
         checks = getattr(exc, "checks", None) or [checklist.check("backup", False, str(exc))]

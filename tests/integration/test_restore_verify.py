@@ -16,7 +16,7 @@ import time
 import pytest
 
 from pglab import SUPERUSER_PASSWORD, load_fixture, own_cluster, postgres_owned_dir, run_playbook
-from helpers import backup, clone_database, databases, drop_databases, restore, verify
+from helpers import backup, clone_database, databases, drop_databases, provenance_of, restore, verify
 from pgcompare import fingerprint
 
 
@@ -50,6 +50,7 @@ SWAP_FORMATS = [("plain", None), ("plain", "zstd"), ("plain", "gzip"), ("custom"
 @pytest.mark.parametrize("fmt, compression", SWAP_FORMATS, ids=["%s-%s" % f for f in SWAP_FORMATS])
 def test_swap_restore_of_every_format(cluster, workdir, fmt, compression):
     db, made, before = backed_up_then_damaged(cluster, workdir, "swap", fmt, compression)
+    cluster.psql("COMMENT ON DATABASE %s IS 'the operator''s note'" % db)
     damaged = fingerprint(cluster, db)
 
     result = restore(cluster, made["path"], database=db, jobs=2 if fmt != "plain" else 1)
@@ -62,7 +63,9 @@ def test_swap_restore_of_every_format(cluster, workdir, fmt, compression):
     assert {c["name"] for c in result["checks"]} >= {"sha256", "structure", "flyway history", "lift_system count",
                                                      "versions per system", "published versions per system",
                                                      "rows lift_simulator.lift_system"}
-    assert json.loads(comment_of(cluster, db).split(" restore ", 1)[1])["sha256"] == made["sha256"]
+    # The operator's comment stays; the provenance is kept where only the superuser writes.
+    assert comment_of(cluster, db) == "the operator's note"
+    assert provenance_of(cluster, db)["sha256"] == made["sha256"]
     assert cluster.psql("SELECT has_database_privilege('lift_admin', '%s', 'CREATE')" % db) == "t"
     assert result["staging_database"] not in databases(cluster)
     if fmt == "plain" and compression is None:

@@ -89,3 +89,11 @@ def drop_databases(cluster, prefix):
     for name in databases(cluster):
         if name.startswith(prefix):
             cluster.psql('DROP DATABASE "%s" WITH (FORCE)' % name.replace('"', '""'))
+
+
+def provenance_of(cluster, database):
+    """The collection's record of a restored database (kind, backup, sha256...), or None."""
+    text = cluster.psql("SELECT jsonb_build_object('kind', kind) || record FROM lift_simulator_postgresql.databases "
+                        "b JOIN pg_database d ON d.oid = b.database_oid AND d.datname = b.database_name "
+                        "WHERE d.datname = '%s'" % database.replace("'", "''"))
+    return json.loads(text) if text else None

@@ -5,6 +5,7 @@ __metaclass__ = type
 
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -24,7 +25,36 @@ def test_passfile_escaping():
     assert pc.escape_passfile_field("a:b\\c") == "a\\:b\\\\c"
 
 
-def test_client_environment_uses_a_private_passfile_and_cleans_up():
+def test_client_environment_keeps_the_passfile_in_memory_only():
+    env_in = {"PGPASSWORD": "leak", "PATH": "/usr/bin", "PGSERVICE": "x"}
+    with pc.ClientEnvironment(params(database="x=y host=evil"), base_env=env_in) as env:
+        passfile = env["PGPASSFILE"]
+        assert passfile.startswith("/proc/self/fd/")
+        fd = int(passfile.rsplit("/", 1)[1])
+        # An anonymous memfd: no name in any file system, so nothing to leave behind after SIGKILL.
+        assert os.readlink(passfile).startswith("/memfd:lift-pgpass")
+        assert stat.S_IMODE(os.fstat(fd).st_mode) == 0o600
+        with open(passfile) as handle:
+            assert handle.read() == "*:*:*:*:%s\n" % pc.escape_passfile_field(SECRET)
+        assert pc.inherited_fds(env) == (fd,)
+        assert "PGPASSWORD" not in env and "PGSERVICE" not in env
+        assert env["PGDATABASE"] == "x=y host=evil"
+        assert env["PGHOST"] == "127.0.0.1" and env["PGPORT"] == "5433" and env["PGUSER"] == "lift_admin"
+        assert SECRET not in "".join(v for k, v in env.items())
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_a_child_reads_the_in_memory_passfile(tmp_path):
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
+
+    with pc.ClientEnvironment(params(), base_env={"PATH": "/usr/bin:/bin"}) as env:
+        child = dump_pipeline.spawn(["cat", env["PGPASSFILE"]], stdout=subprocess.PIPE, env=env)
+        assert child.communicate()[0].decode() == "*:*:*:*:%s\n" % pc.escape_passfile_field(SECRET)
+
+
+def test_client_environment_without_memfd_uses_a_private_directory_and_cleans_up(monkeypatch):
+    monkeypatch.delattr(os, "memfd_create")
     env_in = {"PGPASSWORD": "leak", "PATH": "/usr/bin", "PGSERVICE": "x"}
     with pc.ClientEnvironment(params(database="x=y host=evil"), base_env=env_in) as env:
         passfile = env["PGPASSFILE"]
@@ -32,10 +62,7 @@ def test_client_environment_uses_a_private_passfile_and_cleans_up():
         assert stat.S_IMODE(os.stat(os.path.dirname(passfile)).st_mode) == 0o700
         with open(passfile) as handle:
             assert handle.read() == "*:*:*:*:%s\n" % pc.escape_passfile_field(SECRET)
-        assert "PGPASSWORD" not in env and "PGSERVICE" not in env
-        assert env["PGDATABASE"] == "x=y host=evil"
-        assert env["PGHOST"] == "127.0.0.1" and env["PGPORT"] == "5433" and env["PGUSER"] == "lift_admin"
-        assert SECRET not in "".join(v for k, v in env.items())
+        assert pc.inherited_fds(env) == ()
     assert not os.path.exists(passfile)
     assert not os.path.exists(os.path.dirname(passfile))
 

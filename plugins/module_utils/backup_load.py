@@ -1,0 +1,203 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Loading a backup into an empty database, and opening a backup's data as dump text.
+
+Plain dumps go to psql through plain_dump.psql_input: psql runs restricted by a random key of
+ours (it refuses every meta-command), with ON_ERROR_STOP in one transaction, and the reader stops
+at the first line pg_dump would not have written before psql sees it. Archives go to pg_restore.
+Both connect with the parameters they are given (the loading role: loader_role.py). Errors say
+what failed in the clients' own words, except a full disk, which is recognised whatever the
+wording and named with its file system. Pure Python (the PostgreSQL client programs; no Ansible).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import subprocess
+import tempfile
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import PgError
+
+# The first release of each major version whose psql knows \restrict (August 2025).
+_RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
+_VERSION_RE = re.compile(r"^(\d+)(?:\.(\d+))?")
+# How PostgreSQL and its clients say that a disk is full (the wording varies with where it happens).
+_DISK_FULL_RE = re.compile(r"No space left on device|could not extend file|wrote only \d+ of \d+ bytes|"
+                           r"Check free disk space|could not write to file .*: No space", re.IGNORECASE)
+
+
+class LoadError(Exception):
+    """Loading failed; ``stderr`` holds the tail of the failing program's output."""
+
+    def __init__(self, message, stderr="", disk_full=False):
+        Exception.__init__(self, message)
+        self.stderr = stderr
+        self.disk_full = disk_full
+
+
+def client(name, bin_dir, server_major):
+    """(path, major, version text) of a client program, refused when older than the server."""
+    try:
+        return pg_connection.find_client_binary(name, bin_dir, min_major=server_major)
+    except PgError as exc:
+        raise LoadError(str(exc))
+
+
+def psql_can_restrict(version_text):
+    """Whether this psql version knows \\restrict (released in 13.22, 14.19, 15.14, 16.10, 17.6)."""
+    match = _VERSION_RE.match(version_text or "")
+    if not match:
+        return False
+    major, minor = int(match.group(1)), int(match.group(2) or 0)
+    return major >= 18 or major in _RESTRICT_SINCE and minor >= _RESTRICT_SINCE[major]
+
+
+def restricted_psql(bin_dir, server_major):
+    path, _major, version = client("psql", bin_dir, server_major)
+    if not psql_can_restrict(version):
+        raise LoadError("psql %s (%s) cannot refuse meta-commands (\\restrict arrived in 13.22, 14.19, 15.14, "
+                        "16.10 and 17.6), so it is not safe for running a plain dump; install current PostgreSQL "
+                        "client programs or set bin_dir" % (version.split()[0], path))
+    return path
+
+
+def conninfo_dbname(name):
+    """A libpq connection string naming only the database, safe for any name (pg_restore -d)."""
+    return "dbname='%s'" % name.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def first_error(tail):
+    """The first error line of a client's stderr, with PostgreSQL's DETAIL and HINT lines after it."""
+    lines = tail.strip().splitlines()
+    for index, line in enumerate(lines):
+        if "ERROR" in line or "error:" in line or "FATAL" in line:
+            extra = [l.strip() for l in lines[index + 1:index + 3] if l.lstrip().startswith(("DETAIL:", "HINT:"))]
+            return " ".join([line.strip()] + extra)
+    return lines[-1] if lines else "no message"
+
+
+def is_disk_full(text):
+    return bool(_DISK_FULL_RE.search(text or ""))
+
+
+def _failure(what, tail, params):
+    tail = pg_connection.stderr_tail(tail, params)
+    return LoadError("%s: %s" % (what, first_error(tail)), tail, disk_full=is_disk_full(tail))
+
+
+def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privileges=False, skip_ownership=False):
+    """Restore ``backup`` into the existing, empty database of ``params``. With ``skip_ownership``
+    the objects are owned by the role that loads them (pg_restore --no-owner). Raises LoadError."""
+    with pg_connection.ClientEnvironment(params) as env:
+        if backup.format == "plain":
+            _load_plain(backup, params, env, restricted_psql(bin_dir, server_major), skip_privileges,
+                        skip_ownership)
+            return
+        pg_restore = client("pg_restore", bin_dir, server_major)[0]
+        argv = [pg_restore, "--exit-on-error", "--no-password", "-d", conninfo_dbname(params.database)]
+        argv += ["--jobs=%d" % jobs] if jobs and jobs > 1 else ["--single-transaction"]
+        if skip_privileges:
+            argv.append("--no-privileges")
+        if skip_ownership:
+            argv.append("--no-owner")
+        argv.append(backup.path)
+        try:
+            dump_pipeline.run_program(argv, env=env)
+        except dump_pipeline.DumpError as exc:
+            raise _failure(str(exc), exc.stderr, params)
+
+
+class DumpText(object):
+    """A backup's content as plain dump text, readable from ``stream``: the file itself, a
+    decompressor's output, or ``pg_restore --data-only -f -`` for an archive. ``close()``
+    reaps the program and raises LoadError when it failed."""
+
+    def __init__(self, backup, bin_dir=None, server_major=None, data_only=False):
+        self.proc = None
+        self.argv = None
+        self.err = None
+        self.killed = False
+        if backup.format == "plain" and backup.compression == "none":
+            self.stream = open(backup.path, "rb")
+            return
+        if backup.format == "plain":
+            self.argv = dump_pipeline.decompressor_argv(backup.compression) + [backup.path]
+        else:
+            self.argv = [client("pg_restore", bin_dir, server_major)[0]] + (["--data-only"] if data_only else []) + [
+                "-f", "-", backup.path]
+        self.err = tempfile.TemporaryFile()
+        try:
+            self.proc = dump_pipeline.spawn(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=self.err, env=dict(os.environ, LC_MESSAGES="C"))
+        except OSError as exc:
+            self.err.close()
+            raise LoadError("cannot start %s: %s" % (self.argv[0], exc.strerror))
+        self.stream = self.proc.stdout
+
+    def kill(self):
+        """Stop reading (after a failure elsewhere): ``close`` then reports nothing."""
+        self.killed = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
+    def close(self):
+        """Reap the program (once); raise LoadError when it failed."""
+        if self.stream.closed:
+            return
+        self.stream.close()
+        if self.proc is None:
+            return
+        code = self.proc.wait()
+        try:
+            if code != 0 and not self.killed:
+                raise LoadError("reading the backup failed: %s: %s" % (
+                    dump_pipeline.describe_exit(self.argv[0], code), first_error(dump_pipeline.read_tail(self.err))))
+        finally:
+            self.err.close()
+
+
+def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership):
+    text = DumpText(backup)
+    with tempfile.TemporaryFile() as psql_err:
+        argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"]
+        try:
+            consumer = dump_pipeline.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err,
+                                           env=env)
+        except OSError as exc:
+            text.kill()
+            text.close()
+            raise LoadError("cannot start %s: %s" % (psql, exc.strerror))
+        try:
+            try:
+                pieces = plain_dump.psql_input(text.stream, plain_dump.new_restrict_key(), skip_privileges,
+                                               skip_ownership)
+                for piece in pieces:
+                    consumer.stdin.write(piece)
+                consumer.stdin.close()
+            except BrokenPipeError:
+                text.kill()  # psql stopped reading: it failed, and says why below
+            except plain_dump.PlainDumpError as exc:
+                consumer.kill()
+                text.kill()
+                raise LoadError("the backup was refused, it holds what pg_dump never writes (nothing of it ran "
+                                "outside the database): %s" % exc)
+            except BaseException:
+                consumer.kill()
+                text.kill()
+                raise
+        finally:
+            code = consumer.wait()
+            try:
+                text.close()
+            except LoadError:
+                if code == 0:
+                    raise
+        if code != 0:
+            raise _failure(dump_pipeline.describe_exit(psql, code), dump_pipeline.read_tail(psql_err), params)
