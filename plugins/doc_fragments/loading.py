@@ -50,4 +50,12 @@ options:
         application has locked, a database being renamed) before it fails with an error that says so.
     type: int
     default: 60
+  stall_timeout:
+    description:
+      - Seconds C(psql) or C(pg_restore) may go without any progress (neither it nor its workers read
+        or write, and none of its server sessions is working) before it is stopped and the run fails
+        with an error that says so, leaving the live database untouched; for a stopped (SIGSTOP) or
+        hung client. V(0) never stops it.
+    type: int
+    default: 300
 """

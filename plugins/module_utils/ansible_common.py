@@ -67,4 +67,10 @@ def loading_argument_spec():
         load_host=dict(type="str"),
         privileges=dict(type="str", default="keep", choices=["keep", "skip"]),
         lock_timeout=dict(type="int", default=60),
+        stall_timeout=dict(type="int", default=300),
     )
+
+
+def directory_checks_argument_spec():
+    """The option documented by the doc fragment lift_simulator.postgresql.directory_checks."""
+    return dict(directory_checks=dict(type="str", default="strict", choices=["strict", "warn"]))

@@ -23,6 +23,7 @@ import tempfile
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.checklist import check
 
@@ -45,6 +46,8 @@ class Backup(object):
     """A backup on disk: its format and compression (from its content), its manifest if any."""
 
     def __init__(self, path, fmt, compression, size, manifest=None, manifest_error=None):
+        self.warnings = []
+        self.directory_checks = path_trust.STRICT
         self.path = path
         self.name = os.path.basename(path.rstrip("/"))
         self.format = fmt
@@ -81,12 +84,29 @@ def detect_format(path):
     raise BackupFileError("%s is not a PostgreSQL dump (no pg_dump header, not a custom or compressed dump)" % path)
 
 
-def inspect(path):
-    """Look at a backup and its manifest (if any). Raises BackupFileError for a non-dump."""
+def inspect(path, directory_checks=path_trust.STRICT):
+    """Look at a backup and its manifest (if any). Raises BackupFileError for a non-dump, and
+    (``directory_checks`` strict) for one that another local user could have replaced."""
+    path = os.path.abspath(path)
     try:
-        return _inspect(os.path.abspath(path))
+        warnings = path_trust.check(trusted_paths(path), directory_checks, "the backup %s" % path)
+        backup = _inspect(path)
+    except path_trust.UntrustedPathError as exc:
+        raise BackupFileError(str(exc))
     except OSError as exc:
         raise BackupFileError("cannot read %s: %s" % (exc.filename or path, exc.strerror))
+    backup.warnings = warnings
+    backup.directory_checks = directory_checks
+    return backup
+
+
+def trusted_paths(path):
+    """What must be trustworthy for a backup to be: its directory, itself (with the files of a
+    directory-format backup) and its manifest."""
+    paths = [os.path.dirname(path.rstrip("/")), path, manifest_mod.manifest_path_for(path)]
+    if os.path.isdir(path) and not os.path.islink(path):
+        paths.extend(os.path.join(path, name) for name in sorted(os.listdir(path)))
+    return paths
 
 
 def _inspect(path):
@@ -163,6 +183,22 @@ class _Watched(object):
         return data
 
 
+def _role_definitions_check(backup):
+    """The role definitions taken with the backup (its globals file) are there, as recorded."""
+    entry = backup.manifest["globals"]
+    path = os.path.join(os.path.dirname(backup.path.rstrip("/")), entry.get("name", ""))
+    if not os.path.lexists(path):
+        return check("role definitions", True, "%s is not beside the backup (copied without it?): a restore cannot "
+                     "create the roles the backup needs from it" % path, skipped=True)
+    if not os.path.isfile(path) or os.path.islink(path):
+        return check("role definitions", False, "%s is not a regular file" % path)
+    digest, size = checksums.sha256_file(path)
+    if digest != entry.get("sha256") or size != entry.get("size_bytes"):
+        return check("role definitions", False, "%s does not match the manifest's sha256 and size" % path)
+    return check("role definitions", True, "%s matches the manifest%s" % (
+        os.path.basename(path), " (with password verifiers)" if entry.get("role_passwords") else ""))
+
+
 def _plain_structure_check(backup):
     """The whole dump read by the collection's plain-dump reader (nothing outside pg_dump's grammar:
     no psql meta-command, COPY blocks ended as psql ends them), pg_dump's header at the start and
@@ -186,7 +222,7 @@ def _plain_structure_check(backup):
             found = plain_dump.validate(watched)
         except plain_dump.PlainDumpError as exc:
             problem = str(exc)
-            while raw.read(dump_pipeline.CHUNK):
+            while watched.read(dump_pipeline.CHUNK):
                 pass  # read to the end, for the trailer and the decompressor's verdict
         finally:
             raw.close()
@@ -249,12 +285,14 @@ def _quick_checks(backup, pg_restore):
         return checks
     checks.extend(_manifest_checks(backup))
     checks.append(_checksum_check(backup))
+    if backup.manifest is not None and backup.manifest.get("globals"):
+        checks.append(_role_definitions_check(backup))
     if backup.format == "plain":
         checks.append(_plain_structure_check(backup))
     else:
         if pg_restore is None:
             raise BackupFileError("pg_restore is needed to read %s archives" % backup.format)
         # With a matching checksum the archive is exactly what pg_dump wrote; without one, read it all.
-        trusted = backup.manifest is not None and checks[-1]["passed"]
+        trusted = backup.manifest is not None and all(c["passed"] for c in checks if c["name"] == "sha256")
         checks.append(_archive_structure_check(backup, pg_restore, full_read=not trusted))
     return checks

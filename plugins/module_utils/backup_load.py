@@ -23,6 +23,7 @@ import tempfile
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import PgError
 
 # The first release of each major version whose psql knows \restrict (August 2025).
@@ -68,11 +69,6 @@ def restricted_psql(bin_dir, server_major):
     return path
 
 
-def conninfo_dbname(name):
-    """A libpq connection string naming only the database, safe for any name (pg_restore -d)."""
-    return "dbname='%s'" % name.replace("\\", "\\\\").replace("'", "\\'")
-
-
 def first_error(tail):
     """The first error line of a client's stderr, with PostgreSQL's DETAIL and HINT lines after it."""
     lines = tail.strip().splitlines()
@@ -92,16 +88,18 @@ def _failure(what, tail, params):
     return LoadError("%s: %s" % (what, first_error(tail)), tail, disk_full=is_disk_full(tail))
 
 
-def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privileges=False, skip_ownership=False):
+def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privileges=False, skip_ownership=False,
+         stall=None):
     """Restore ``backup`` into the existing, empty database of ``params``. With ``skip_ownership``
-    the objects are owned by the role that loads them (pg_restore --no-owner). Raises LoadError."""
+    the objects are owned by the role that loads them (pg_restore --no-owner). ``stall`` (a
+    stall_watch.Stall) stops a client that makes no progress. Raises LoadError."""
     with pg_connection.ClientEnvironment(params) as env:
         if backup.format == "plain":
             _load_plain(backup, params, env, restricted_psql(bin_dir, server_major), skip_privileges,
-                        skip_ownership)
+                        skip_ownership, stall)
             return
         pg_restore = client("pg_restore", bin_dir, server_major)[0]
-        argv = [pg_restore, "--exit-on-error", "--no-password", "-d", conninfo_dbname(params.database)]
+        argv = [pg_restore, "--exit-on-error", "--no-password", "-d", pg_connection.conninfo_dbname(params.database)]
         argv += ["--jobs=%d" % jobs] if jobs and jobs > 1 else ["--single-transaction"]
         if skip_privileges:
             argv.append("--no-privileges")
@@ -109,7 +107,7 @@ def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privilege
             argv.append("--no-owner")
         argv.append(backup.path)
         try:
-            dump_pipeline.run_program(argv, env=env)
+            dump_pipeline.run_program(argv, env=env, stall=stall)
         except dump_pipeline.DumpError as exc:
             raise _failure(str(exc), exc.stderr, params)
 
@@ -163,7 +161,7 @@ class DumpText(object):
             self.err.close()
 
 
-def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership):
+def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stall):
     text = DumpText(backup)
     with tempfile.TemporaryFile() as psql_err:
         argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"]
@@ -174,13 +172,17 @@ def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership):
             text.kill()
             text.close()
             raise LoadError("cannot start %s: %s" % (psql, exc.strerror))
+        watch = stall_watch.StallWatch(stall.timeout if stall else None,
+                                       lambda: [p for p in (consumer, text.proc) if p is not None],
+                                       stall.busy if stall else None)
         try:
             try:
                 pieces = plain_dump.psql_input(text.stream, plain_dump.new_restrict_key(), skip_privileges,
                                                skip_ownership)
-                for piece in pieces:
-                    consumer.stdin.write(piece)
-                consumer.stdin.close()
+                with watch:
+                    for piece in pieces:
+                        consumer.stdin.write(piece)
+                    consumer.stdin.close()
             except BrokenPipeError:
                 text.kill()  # psql stopped reading: it failed, and says why below
             except plain_dump.PlainDumpError as exc:
@@ -199,5 +201,7 @@ def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership):
             except LoadError:
                 if code == 0:
                     raise
+        if watch.stalled:
+            raise LoadError(stall_watch.message("psql", stall.timeout), dump_pipeline.read_tail(psql_err))
         if code != 0:
             raise _failure(dump_pipeline.describe_exit(psql, code), dump_pipeline.read_tail(psql_err), params)

@@ -29,8 +29,10 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import d
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import naming
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_catalog
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.run_log import RunLog
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import (
     COLLECTION_NAME, COLLECTION_VERSION)
@@ -40,6 +42,10 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version 
 # less. Deliberately generous: the check exists to refuse hopeless runs, not to predict sizes.
 _SIZE_FACTOR_UNCOMPRESSED = 1.0
 _SIZE_FACTOR_COMPRESSED = 0.35
+# pg_dump waits this long for its table locks (held by a migration, say) before it gives up, and
+# the whole pipeline may go this many seconds without progress (stall_watch.py).
+DEFAULT_LOCK_WAIT_TIMEOUT = "120s"
+DEFAULT_STALL_TIMEOUT = 300
 
 
 class BackupError(Exception):
@@ -54,8 +60,9 @@ class BackupError(Exception):
 class BackupRequest(object):
     def __init__(self, connection, dest_dir, fmt="plain", compression=None, compression_level=None,
                  jobs=None, name_template=naming.DEFAULT_NAME_TEMPLATE, timezone="utc", bin_dir=None,
-                 check_free_space=True, lock_wait_timeout=None, log_dir=None,
-                 app_schema=checklist.DEFAULT_APP_SCHEMA):
+                 check_free_space=True, lock_wait_timeout=DEFAULT_LOCK_WAIT_TIMEOUT, log_dir=None,
+                 app_schema=checklist.DEFAULT_APP_SCHEMA, directory_checks=path_trust.STRICT,
+                 stall_timeout=DEFAULT_STALL_TIMEOUT, role_definitions=True, role_passwords=False):
         self.connection = connection
         self.dest_dir = os.path.abspath(dest_dir)
         self.format = fmt
@@ -71,6 +78,10 @@ class BackupRequest(object):
         self.lock_wait_timeout = lock_wait_timeout
         self.log_dir = os.path.abspath(log_dir) if log_dir else None
         self.app_schema = app_schema
+        self.directory_checks = directory_checks
+        self.stall_timeout = stall_timeout
+        self.role_definitions = role_definitions
+        self.role_passwords = role_passwords
 
     def validate(self):
         if self.format not in naming.FORMATS:
@@ -153,7 +164,9 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         return result
 
     conn = None
+    busy_conn = None
     try:
+        result["warnings"] = _trust_paths(request)
         result["dest_dir_created"] = _prepare_dest_dir(request.dest_dir)
         result["removed_partials"] = atomic_files.remove_stale_partials(request.dest_dir)
         for leftover in result["removed_partials"]:
@@ -167,10 +180,14 @@ def run_backup(request, check_mode=False, progress=None, log=None):
             raise BackupError(str(exc))
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True, deferrable=False)
         with conn.cursor() as cur:
+            if request.lock_wait_timeout:
+                # The snapshot's own queries (table sizes, row counts) wait no longer than pg_dump does.
+                cur.execute("SET LOCAL lock_timeout = %s", (request.lock_wait_timeout,))
             version_num, version_text = pg_catalog.server_version(cur)
             cur.execute("SELECT pg_export_snapshot()")
             snapshot = cur.fetchone()[0]
             tables = pg_catalog.dumped_tables(cur)
+            roles = pg_catalog.referenced_roles(cur)
         server_major = pg_connection.server_major(version_num)
         try:
             pg_dump, dump_major, dump_version = pg_connection.find_client_binary(
@@ -189,7 +206,13 @@ def run_backup(request, check_mode=False, progress=None, log=None):
                               "(estimated from the tables' size; set check_free_space: false to try anyway)"
                               % (request.dest_dir, _human(free), _human(estimate)))
 
+        # The role definitions are taken first (a failure leaves nothing) and published after the dump.
+        role_file = _role_definitions(request, server_major, name) if request.role_definitions else None
         counter = _Counter(conn, tables)
+        stall = None
+        if request.stall_timeout:
+            busy_conn = pg_connection.connect(params, autocommit=True)
+            stall = stall_watch.Stall(request.stall_timeout, _busy(busy_conn, pg_connection.run_application_name("pg_dump")))
 
         def counts_done():
             # Called before the backup is published: a backup without its row counts is not made.
@@ -199,11 +222,15 @@ def run_backup(request, check_mode=False, progress=None, log=None):
 
         try:
             # The count starts once pg_dump runs: forking with other threads about is unsafe.
-            stream = _dump(request, pg_dump, dump_major, snapshot, name, path, progress, counts_done, counter.start)
+            stream = _dump(request, pg_dump, dump_major, snapshot, name, path, progress, counts_done, counter.start,
+                           stall)
+            globals_info = _publish_role_definitions(role_file, path)
         finally:
             if counter.is_alive():
                 conn.cancel()  # the dump failed: do not wait for the counts
                 counter.join()
+            if role_file is not None:
+                role_file[0].abort()
         with conn.cursor() as cur:
             flyway = pg_catalog.flyway_state(cur)
             figures = checklist.capture(cur, request.app_schema)
@@ -217,6 +244,9 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         stderr = getattr(exc, "stderr", "")
         if isinstance(exc, dump_pipeline.DumpError):
             message = "the dump failed: %s" % message
+        elif getattr(exc, "pgcode", None) == "55P03":  # lock_not_available
+            message = ("another session holds a lock the backup needs, and it did not come within lock_wait_timeout "
+                       "(%s): %s" % (request.lock_wait_timeout, message.strip().splitlines()[0]))
         elif isinstance(exc, OSError):
             message = "the backup failed: %s" % message
         else:
@@ -228,6 +258,8 @@ def run_backup(request, check_mode=False, progress=None, log=None):
     finally:
         if conn is not None:
             conn.close()
+        if busy_conn is not None:
+            busy_conn.close()
 
     finished = datetime.datetime.now(datetime.timezone.utc)
     duration = round(time.monotonic() - started_clock, 3)
@@ -254,6 +286,8 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         flyway=flyway,
         checklist=figures,
         snapshot=snapshot,
+        roles=roles,
+        globals=globals_info,
         collection=COLLECTION_NAME,
         collection_version=COLLECTION_VERSION,
     )
@@ -267,6 +301,8 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         message = "the backup %s was written but its manifest could not be: %s" % (path, exc)
         _finish_log(request, log, stem, result, "FAILED: %s" % message, "")
         raise BackupError(message)
+    result.update(globals_path=os.path.join(request.dest_dir, globals_info["name"]) if globals_info else None,
+                  roles=roles)
     result.update(size_bytes=stream.size, sha256=stream.sha256, duration_s=duration,
                   row_counts=counter.counts, flyway_version=manifest["flyway_version"],
                   started_at=manifest["started_at"], finished_at=manifest["finished_at"],
@@ -276,6 +312,64 @@ def run_backup(request, check_mode=False, progress=None, log=None):
                 % (path, stream.size, stream.sha256, duration, len(counter.counts),
                    sum(counter.counts.values())), "")
     return result
+
+
+def _trust_paths(request):
+    """dest_dir and log_dir, checked before anything is written (path_trust.py). Returns warnings."""
+    try:
+        warnings = path_trust.check([request.dest_dir], request.directory_checks, "the backup directory")
+        usable, log_warnings = path_trust.check_log_dir(request.log_dir, request.directory_checks)
+    except path_trust.UntrustedPathError as exc:
+        request.log_dir = None  # never write a log through what was refused
+        raise BackupError(str(exc))
+    if not usable:
+        request.log_dir = None
+    return warnings + log_warnings
+
+
+def _busy(conn, application_name):
+    def busy():
+        with conn.cursor() as cur:
+            cur.execute(pg_connection.busy_sessions_sql(), (application_name,))
+            return cur.fetchone()[0] > 0
+    return busy
+
+
+def _role_definitions(request, server_major, name):
+    """The cluster's role definitions (pg_dumpall --globals-only; passwords only when asked), in a
+    0600 file not yet under its name: (AtomicFile, stream result, with passwords)."""
+    try:
+        pg_dumpall = pg_connection.find_client_binary("pg_dumpall", request.bin_dir, min_major=server_major)[0]
+    except pg_connection.PgError as exc:
+        raise BackupError(str(exc))
+    argv = [pg_dumpall, "--globals-only", "--no-password", "-l",
+            pg_connection.conninfo_dbname(request.connection.database)]
+    if not request.role_passwords:
+        argv.append("--no-role-passwords")
+    target = atomic_files.AtomicFile(request.dest_dir, naming.globals_name(name), mode=0o600)
+    try:
+        with pg_connection.ClientEnvironment(request.connection) as env:
+            stream = dump_pipeline.Pipeline([argv], env=env).run(target)
+    except dump_pipeline.DumpError as exc:
+        target.abort()
+        raise BackupError("writing the role definitions failed (pg_dumpall --globals-only; role_definitions: false "
+                          "leaves them out): %s" % exc, pg_connection.stderr_tail(exc.stderr, request.connection))
+    except BaseException:
+        target.abort()
+        raise
+    return target, stream, bool(request.role_passwords)
+
+
+def _publish_role_definitions(role_file, path):
+    """Give the role definitions their name beside the published backup; their manifest entry."""
+    if role_file is None:
+        return None
+    target, stream, passwords = role_file
+    try:
+        target.commit()
+    except OSError as exc:
+        raise BackupError("the backup %s was written but its role definitions could not be: %s" % (path, exc))
+    return {"name": target.name, "sha256": stream.sha256, "size_bytes": stream.size, "role_passwords": passwords}
 
 
 def _prepare_dest_dir(dest_dir):
@@ -303,9 +397,9 @@ class _DirectoryStream(object):
         self.duration_s = duration_s
 
 
-def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_publish, on_started):
+def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_publish, on_started, stall):
     """Run pg_dump (and the compressor) into the backup's final name; nothing partial remains."""
-    params = request.connection
+    params = request.connection.with_application(pg_connection.run_application_name("pg_dump"))
     try:
         compress = dump_pipeline.archive_compress_option(request.format, request.compression,
                                                          request.compression_level, dump_major)
@@ -313,7 +407,8 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
         raise BackupError(str(exc))
     with pg_connection.ClientEnvironment(params) as env:
         if request.format == "directory":
-            return _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started)
+            return _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started,
+                                   stall)
         commands = [dump_pipeline.pg_dump_argv(pg_dump, request.format, snapshot=snapshot, compress=compress,
                                                lock_wait_timeout=request.lock_wait_timeout)]
         if request.format == "plain" and request.compression != "none":
@@ -324,7 +419,8 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
         target = atomic_files.AtomicFile(request.dest_dir, name, mode=0o600)
         with target:
             try:
-                stream = dump_pipeline.Pipeline(commands, env=env, progress=progress).run(target, on_started)
+                pipeline = dump_pipeline.Pipeline(commands, env=env, progress=progress, stall=stall)
+                stream = pipeline.run(target, on_started)
             except dump_pipeline.DumpError as exc:
                 raise BackupError("the dump failed: %s" % exc, pg_connection.stderr_tail(exc.stderr, params))
             if stream.size == 0:
@@ -339,7 +435,7 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
         return stream
 
 
-def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started):
+def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started, stall):
     params = request.connection
     temp_dir = os.path.join(request.dest_dir, atomic_files.partial_name(name))
     argv = dump_pipeline.pg_dump_argv(pg_dump, "directory", snapshot=snapshot, compress=compress,
@@ -347,7 +443,7 @@ def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, befor
                                       lock_wait_timeout=request.lock_wait_timeout)
     started = time.monotonic()
     try:
-        dump_pipeline.run_program(argv, env=env, on_started=on_started)
+        dump_pipeline.run_program(argv, env=env, on_started=on_started, stall=stall)
         os.chmod(temp_dir, 0o700)
         for root, _dirs, files in os.walk(temp_dir):
             for entry in files:

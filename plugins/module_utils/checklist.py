@@ -7,7 +7,7 @@ The checklist (what "restored correctly" means for lift_simulator):
   1. Flyway history intact (rows ordered by installed_rank, all successful);
   2. lift_system row count as before;
   3. version count per system_key as before (LEFT JOIN: systems without versions count 0);
-  4. published versions per system as before.
+  4. published versions per system as before: which version numbers, with which status.
 The backup records the checklist's figures in its manifest, taken in the snapshot it dumps, so a
 restore can be compared exactly. Every name is schema-qualified: lift_admin's search_path does not
 include the application's schema. Pure Python over a psycopg2 cursor (no Ansible).
@@ -37,13 +37,28 @@ def _per_system(cursor, schema, published_only):
     return {key: int(count) for key, count in cursor.fetchall()}
 
 
+def _published(cursor, schema):
+    """Item 4 exactly: per system, which version numbers are published, with their status."""
+    query = pg_sql.SQL(
+        "SELECT s.system_key, v.version_number, v.status, v.is_published FROM {systems} s "
+        "JOIN {versions} v ON v.lift_system_id = s.id WHERE v.is_published OR v.status = 'PUBLISHED' "
+        "ORDER BY s.system_key, v.version_number").format(
+        systems=ident(schema, "lift_system"), versions=ident(schema, "lift_system_version"))
+    cursor.execute(query)
+    found = {}
+    for key, number, status, published in cursor.fetchall():
+        found.setdefault(key, []).append([int(number), status, bool(published)])
+    return found
+
+
 def capture(cursor, schema=DEFAULT_APP_SCHEMA):
     """The checklist's figures, or None when the application's tables are not there."""
     if not (_exists(cursor, schema, "lift_system") and _exists(cursor, schema, "lift_system_version")):
         return None
     figures = {"schema": schema,
                "versions_per_system": _per_system(cursor, schema, False),
-               "published_per_system": _per_system(cursor, schema, True)}
+               "published_per_system": _per_system(cursor, schema, True),
+               "published_versions": _published(cursor, schema)}
     figures["lift_system_count"] = len(figures["versions_per_system"])
     return figures
 
@@ -93,17 +108,22 @@ def flyway_check(cursor, schema=DEFAULT_APP_SCHEMA, expected_version=None):
     table = ident(schema, "flyway_schema_history")
     cursor.execute(pg_sql.SQL("SELECT installed_rank, version, success FROM {} ORDER BY installed_rank").format(table))
     rows = cursor.fetchall()
+    # Migrations are the rows with a version: Flyway's schema-creation row (rank 0, type SCHEMA)
+    # and repeatable migrations' rows have none.
+    migrations = [r for r in rows if r[1] is not None]
     failed = [r for r in rows if not r[2]]
-    latest = [r[1] for r in rows if r[2] and r[1] is not None]
+    latest = [r[1] for r in migrations if r[2]]
     latest = latest[-1] if latest else None
     if not rows:
         return check(name, False, "the history is empty")
     if failed:
-        return check(name, False, "%d of %d migrations are not successful (ranks %s)"
+        return check(name, False, "%d of %d rows of the history are not successful (ranks %s)"
                      % (len(failed), len(rows), ", ".join(str(r[0]) for r in failed[:10])))
     if expected_version is not None and latest != expected_version:
         return check(name, False, "latest successful version is %s, the backup recorded %s" % (latest, expected_version))
-    return check(name, True, "%d migrations, all successful, latest version %s" % (len(rows), latest))
+    other = len(rows) - len(migrations)
+    return check(name, True, "%d migrations, all successful, latest version %s%s" % (
+        len(migrations), latest, " (and %d rows that are not migrations)" % other if other else ""))
 
 
 def checklist_checks(cursor, reference, schema=DEFAULT_APP_SCHEMA):
@@ -114,21 +134,28 @@ def checklist_checks(cursor, reference, schema=DEFAULT_APP_SCHEMA):
         return [check("lift_system count", True, "not a lift_simulator database: checklist skipped", skipped=True)]
     actual = capture(cursor, schema)
     checks = []
+    # Item 4 compares which version numbers are published with which status where the backup
+    # recorded them; older manifests have only the counts.
+    published = "published_versions" if reference and "published_versions" in reference else "published_per_system"
     for key, label in (("lift_system_count", "lift_system count"),
                        ("versions_per_system", "versions per system"),
-                       ("published_per_system", "published versions per system")):
+                       (published, "published versions per system")):
         value = actual[key]
         if not reference or key not in reference:
-            detail = (value if isinstance(value, int) else "%d systems, %d in all" % (len(value), sum(value.values())))
+            detail = (value if isinstance(value, int) else "%d systems, %d in all" % (len(value), _total(value)))
             checks.append(check(label, True, "%s (no reference in the backup to compare with)" % detail))
         elif reference[key] == value:
-            detail = value if isinstance(value, int) else "%d systems, %d in all" % (len(value), sum(value.values()))
+            detail = value if isinstance(value, int) else "%d systems, %d in all" % (len(value), _total(value))
             checks.append(check(label, True, "as in the backup: %s" % detail))
         elif isinstance(value, int):
             checks.append(check(label, False, "expected %s, found %s" % (reference[key], value)))
         else:
             checks.append(check(label, False, _diff(reference[key], value)))
     return checks
+
+
+def _total(figures):
+    return sum(len(v) if isinstance(v, list) else v for v in figures.values())
 
 
 def user_checks(cursor, specs):
@@ -162,8 +189,13 @@ def failing(checks):
 
 
 def summary(checks):
+    """One line; skipped checks are counted as skipped, never as passed."""
     bad = failing(checks)
+    skipped = [c for c in checks if c["skipped"]]
     if not bad:
+        if skipped:
+            names = ", ".join(c["name"] for c in skipped)
+            return "%d checks passed, %d skipped (%s)" % (len(checks) - len(skipped), len(skipped), names)
         return "all %d checks passed" % len(checks)
     return "%d of %d checks failed: %s" % (len(bad), len(checks),
                                            "; ".join("%s (%s)" % (c["name"], c["detail"]) for c in bad))

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import time
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import inherited_fds
 
 # Levels each compressor accepts, and the default we use (zstd 3 and lz4 1 are the tools'
@@ -204,8 +205,9 @@ class Pipeline(object):
     failed is not the cause).
     """
 
-    def __init__(self, commands, env=None, progress=None, progress_interval=1.0):
+    def __init__(self, commands, env=None, progress=None, progress_interval=1.0, stall=None):
         self.commands = commands
+        self.stall = stall
         self.env = env
         self.progress = progress
         self.progress_interval = progress_interval
@@ -233,43 +235,14 @@ class Pipeline(object):
         """Stream into ``sink``; ``on_started`` is called once every program runs."""
         started = time.monotonic()
         digest = hashlib.sha256()
-        size = 0
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        next_report = started + self.progress_interval
+        watch = _watch(self.stall, lambda: self.procs)
         try:
-            source = self._start()
-            if on_started is not None:
-                on_started()
-            filled = 0
-            while True:
-                count = source.readinto(view[filled:])
-                filled += count or 0
-                # pg_dump writes 8 kB at a time; hash and write in batches of at least half a
-                # buffer, which saves a system call and a hash call per 8 kB.
-                if count and filled < _BATCH:
-                    continue
-                if filled:
-                    chunk = view[:filled]
-                    digest.update(chunk)
-                    try:
-                        sink.write(chunk)
-                    except OSError as exc:
-                        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                            raise DumpError("no space left on the device after writing %d bytes (%s)"
-                                            % (size, os.strerror(exc.errno)))
-                        raise DumpError("cannot write the backup: %s" % exc.strerror)
-                    size += filled
-                    filled = 0
-                if not count:
-                    break
-                if self.progress is not None and time.monotonic() >= next_report:
-                    self.progress(size, time.monotonic() - started)
-                    next_report = time.monotonic() + self.progress_interval
-            source.close()
-            self._wait_all()
+            with watch:
+                size = self._pump(sink, on_started, digest, started)
         except BaseException:
             self.kill()
+            if watch.stalled:
+                raise DumpError(stall_watch.message(os.path.basename(self.commands[0][0]), self.stall.timeout))
             raise
         finally:
             for err in self.stderr_files:
@@ -277,6 +250,43 @@ class Pipeline(object):
         if self.progress is not None:
             self.progress(size, time.monotonic() - started)
         return StreamResult(size, digest.hexdigest(), time.monotonic() - started)
+
+    def _pump(self, sink, on_started, digest, started):
+        size = 0
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        next_report = started + self.progress_interval
+        source = self._start()
+        if on_started is not None:
+            on_started()
+        filled = 0
+        while True:
+            count = source.readinto(view[filled:])
+            filled += count or 0
+            # pg_dump writes 8 kB at a time; hash and write in batches of at least half a
+            # buffer, which saves a system call and a hash call per 8 kB.
+            if count and filled < _BATCH:
+                continue
+            if filled:
+                chunk = view[:filled]
+                digest.update(chunk)
+                try:
+                    sink.write(chunk)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise DumpError("no space left on the device after writing %d bytes (%s)"
+                                        % (size, os.strerror(exc.errno)))
+                    raise DumpError("cannot write the backup: %s" % exc.strerror)
+                size += filled
+                filled = 0
+            if not count:
+                break
+            if self.progress is not None and time.monotonic() >= next_report:
+                self.progress(size, time.monotonic() - started)
+                next_report = time.monotonic() + self.progress_interval
+        source.close()
+        self._wait_all()
+        return size
 
     def _wait_all(self):
         codes = [proc.wait() for proc in self.procs]
@@ -324,20 +334,29 @@ def read_tail(handle, limit=8192):
         return ""
 
 
-def run_program(argv, env=None, stdin=subprocess.DEVNULL, on_started=None):
-    """Run a program to completion (stdout discarded); raise DumpError with its stderr on failure."""
+def run_program(argv, env=None, stdin=subprocess.DEVNULL, on_started=None, stall=None):
+    """Run a program to completion (stdout discarded); raise DumpError with its stderr on failure,
+    or when it makes no progress for ``stall.timeout`` seconds (a stall_watch.Stall)."""
     with tempfile.TemporaryFile() as err:
         try:
             proc = spawn(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=err, env=env)
         except OSError as exc:
             raise DumpError("cannot start %s: %s" % (argv[0], exc.strerror))
-        if on_started is not None:
-            on_started()
-        try:
-            code = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+        watch = _watch(stall, lambda: [proc])
+        with watch:
+            if on_started is not None:
+                on_started()
+            try:
+                code = proc.wait()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+        if watch.stalled:
+            raise DumpError(stall_watch.message(os.path.basename(argv[0]), stall.timeout), read_tail(err))
         if code != 0:
             raise DumpError(describe_exit(argv[0], code), read_tail(err))
+
+
+def _watch(stall, procs):
+    return stall_watch.StallWatch(stall.timeout if stall else None, procs, stall.busy if stall else None)

@@ -15,6 +15,8 @@ import re
 
 DEFAULT_NAME_TEMPLATE = "{database}_backup_%Y%m%d_%H%M%S"
 MANIFEST_SUFFIX = ".manifest.json"
+# The cluster's role definitions taken with a backup (pg_dumpall --globals-only), beside it.
+GLOBALS_SUFFIX = ".globals.sql"
 FORMATS = ("plain", "custom", "directory")
 COMPRESSIONS = ("none", "gzip", "zstd", "lz4")
 
@@ -68,13 +70,17 @@ def render_name(template, database, when, host="localhost", suffix=""):
         raise NamingError("name_template %r is not a valid strftime pattern: %s" % (template, exc))
     if name in (".", "..") or name.startswith(".") or "/" in name or "\x00" in name or "\n" in name:
         raise NamingError("name_template %r renders the unsafe file name %r" % (template, name))
-    if len(name.encode("utf-8")) + len(MANIFEST_SUFFIX) > 255:
+    if len(name.encode("utf-8")) + max(len(MANIFEST_SUFFIX), len(GLOBALS_SUFFIX)) > 255:
         raise NamingError("name_template %r renders a file name that is too long" % (template,))
     return name
 
 
 def manifest_name(backup_name):
     return backup_name + MANIFEST_SUFFIX
+
+
+def globals_name(backup_name):
+    return backup_name + GLOBALS_SUFFIX
 
 
 def now(timezone_name="utc"):

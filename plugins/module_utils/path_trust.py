@@ -77,7 +77,11 @@ def problems(path, uid=None):
             break
         head = os.path.dirname(head)
     for directory in reversed(parents):
-        problem = _problem(directory, os.stat(directory), uid, final=False)
+        try:
+            st = os.stat(directory)
+        except OSError:
+            break  # not made yet: what exists above it decides
+        problem = _problem(directory, st, uid, final=False)
         if problem:
             found.append(problem)
     try:

@@ -93,3 +93,21 @@ def server_version(cursor):
     cursor.execute("SELECT current_setting('server_version_num')::int, current_setting('server_version')")
     num, text = cursor.fetchone()
     return int(num), text.split()[0]
+
+
+# Roles the objects of the current database refer to (pg_shdepend; objects owned by the bootstrap
+# superuser are pinned and not listed): as owner, in privileges, in row-security policies.
+_REFERENCED_ROLES_SQL = """
+SELECT r.rolname, array_agg(DISTINCT CASE d.deptype WHEN 'o' THEN 'owner' WHEN 'a' THEN 'privileges'
+                                                   WHEN 'r' THEN 'policies' ELSE 'other' END)
+  FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid
+ WHERE d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND d.refclassid = 'pg_authid'::regclass
+ GROUP BY r.rolname ORDER BY r.rolname
+"""
+
+
+def referenced_roles(cursor):
+    """{role: [how the database's objects refer to it: owner, privileges, policies]}."""
+    cursor.execute(_REFERENCED_ROLES_SQL)
+    return dict((name, sorted(kinds)) for name, kinds in cursor.fetchall())

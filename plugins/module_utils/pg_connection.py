@@ -70,6 +70,12 @@ class ConnectionParams(object):
         clone.__dict__.update(dict(self.__dict__, database=database))
         return clone
 
+    def with_application(self, name):
+        """The same parameters with another application_name (to find a run's own sessions)."""
+        clone = self.with_database(self.database)
+        clone.application_name = name
+        return clone
+
     @property
     def host(self):
         """The libpq host: a socket directory or a host name (None: libpq's default socket)."""
@@ -208,6 +214,17 @@ def connect(params, autocommit=True):
     return conn
 
 
+def run_application_name(program):
+    """application_name of one program of this run: findable in pg_stat_activity."""
+    return "%s %s %d" % (APPLICATION_NAME, program, os.getpid())
+
+
+def busy_sessions_sql():
+    """Counts a run's sessions that are working (not idle, not waiting for their client or a lock)."""
+    return ("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid() "
+            "AND state = 'active' AND coalesce(wait_event_type, '') NOT IN ('Client', 'Lock')")
+
+
 def explain_connection_error(params, exc):
     """Turn a libpq connection error into a message that names the problem."""
     raw = params.scrub(str(exc)).strip()
@@ -231,6 +248,12 @@ def explain_connection_error(params, exc):
         reason = "connection failed"
     return "cannot connect to database %s at %s: %s. PostgreSQL said: %s" % (
         quote_for_message(params.database), where, reason, raw.splitlines()[0] if raw else "")
+
+
+def conninfo_dbname(name):
+    """A libpq connection string naming only the database, safe for any name (pg_restore -d,
+    pg_dumpall -l): a name holding '=' is never taken for a connection string of its own."""
+    return "dbname='%s'" % name.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def quote_for_message(name):

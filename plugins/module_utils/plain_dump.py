@@ -13,7 +13,7 @@ trusted, so this reader follows psql's own lexical rules and accepts only what p
 - ``COPY <schema>.<table> (<columns>) FROM stdin;`` exactly as pg_dump writes it, followed by data
   lines that end where psql ends them: at a line ``\\.`` followed by ``\\n`` or ``\\r\\n``;
 - pg_dump's ``\\restrict <key>`` as the first line that is not a comment, and its
-  ``\\unrestrict <key>`` as the last one.
+  ``\\unrestrict <key>`` as the last one (only comments after it).
 Anything else raises PlainDumpError naming the line. Statements are not parsed beyond that: what
 they do is limited by the rights of the role that runs them (docs/security.md).
 
@@ -381,7 +381,8 @@ class PlainDumpReader(object):
                 break
             self.lineno += 1
             if after_unrestrict:
-                if line.strip():
+                # Only blank and comment lines (pg_dumpall writes its trailer comment there).
+                if line.strip() and not line.startswith(b"--"):
                     raise PlainDumpError("line %d: content after pg_dump's \\unrestrict line: %s"
                                          % (self.lineno, _show(line)))
                 yield SQL, line, Line(None)

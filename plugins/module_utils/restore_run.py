@@ -32,12 +32,16 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import b
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_load
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import cluster_admin
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import loader_role
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import provenance
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_checks
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import role_definitions
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import table_restore
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.cluster_admin import (
     ClusterAdmin, ClusterError, DatabaseAttributes)
@@ -88,7 +92,8 @@ class RestoreRequest(object):
     def __init__(self, connection, backup_path, database="lift_simulator", owner="lift_admin", strategy="swap",
                  keep_previous=1, force=False, jobs=1, bin_dir=None, tables=None, truncate=False, checks=None,
                  app_schema=checklist.DEFAULT_APP_SCHEMA, maintenance_db="postgres", phase="full",
-                 staging_database=None, load_as="owner", load_host=None, privileges="keep", lock_timeout=60):
+                 staging_database=None, load_as="owner", load_host=None, privileges="keep", lock_timeout=60,
+                 directory_checks="strict", stall_timeout=300, create_roles=True):
         self.connection = connection
         self.phase = phase
         self.staging_database = staging_database
@@ -109,6 +114,9 @@ class RestoreRequest(object):
         self.load_host = load_host
         self.privileges = privileges
         self.lock_timeout = lock_timeout
+        self.directory_checks = directory_checks
+        self.stall_timeout = stall_timeout
+        self.create_roles = create_roles
 
 
 # --- opening and cleaning up ------------------------------------------------------------------
@@ -133,7 +141,7 @@ def _connect(request):
 def _open(request, check_mode=False):
     """Inspect the backup and connect to the cluster: (backup, admin, server major)."""
     try:
-        backup = backup_files.inspect(request.backup_path)
+        backup = backup_files.inspect(request.backup_path, request.directory_checks)
     except backup_files.BackupFileError as exc:
         raise RestoreError(str(exc))
     admin = _connect(request)
@@ -156,10 +164,11 @@ def _verify_quickly(backup, request, major):
 
 
 def backup_warnings(backup):
+    warnings = list(backup.warnings)
     if backup.manifest is None and not backup.manifest_error:
-        return ["%s has no manifest (a backup of an earlier process?): its checksum and row counts cannot be "
-                "compared; only its structure and the checklist were checked" % backup.name]
-    return []
+        warnings.append("%s has no manifest (a backup of an earlier process?): its checksum and row counts cannot "
+                        "be compared; only its structure and the checklist were checked" % backup.name)
+    return warnings
 
 
 def _unlock_quietly(admin, name):
@@ -201,6 +210,64 @@ def drop_stale(admin, for_database, kinds=("staging", "staged", "verify")):
     return dropped, warnings + problems
 
 
+# --- the roles a backup needs -----------------------------------------------------------------
+
+def _missing_roles(request, admin, backup):
+    """The roles the backup needs here (manifest ``roles``) that do not exist; [] when unknown."""
+    referenced = (backup.manifest or {}).get("roles")
+    if not referenced:
+        return []
+    needs = role_definitions.needed(referenced, load_as_owner=request.load_as != "superuser",
+                                    skip_privileges=request.privileges == "skip")
+    return sorted(set(needs) - admin.existing_roles(needs))
+
+
+def _role_file(backup):
+    """The backup's role definitions, checked against its manifest: {role: RoleDefinition}, or
+    (None, why not)."""
+    entry = (backup.manifest or {}).get("globals")
+    if not entry:
+        return None, "the backup has no role definitions (made before they were written, or with role_definitions: false)"
+    path = os.path.join(os.path.dirname(backup.path.rstrip("/")), entry["name"])
+    try:
+        path_trust.check([path], backup.directory_checks)
+        digest, size = checksums.sha256_file(path)
+    except (OSError, path_trust.UntrustedPathError) as exc:
+        return None, "its role definitions %s cannot be used: %s" % (path, exc)
+    if digest != entry.get("sha256") or size != entry.get("size_bytes"):
+        return None, "its role definitions %s do not match the manifest's sha256" % path
+    with open(path, "rb") as handle:
+        try:
+            return role_definitions.parse(handle.read()), None
+        except role_definitions.RoleDefinitionsError as exc:
+            return None, str(exc)
+
+
+def _provide_roles(request, admin, backup, result, check_mode):
+    """Before anything is created: create the missing roles the backup needs from its role
+    definitions, or stop naming them."""
+    missing = _missing_roles(request, admin, backup)
+    if not missing:
+        return
+    names = ", ".join(quote_for_message(r) for r in missing)
+    definitions, why = _role_file(backup) if request.create_roles else (None, "create_roles is false")
+    lacking = [r for r in missing if definitions is not None and r not in definitions]
+    if definitions is None or lacking:
+        raise RestoreError(
+            "the backup grants to (or has policies for) roles that do not exist here: %s, and %s; nothing was "
+            "changed. Create those roles first, or set privileges: skip to restore without the backup's GRANTs"
+            % (names, why if definitions is None else "its role definitions lack %s" % ", ".join(lacking)))
+    created = []
+    for role in missing:
+        if not check_mode:
+            admin.in_transaction(role_definitions.create_statements(definitions[role]))
+        created.append(role_definitions.describe(definitions[role]))
+    result["created_roles"] = missing
+    result["warnings"].append("%s the roles %s from the backup's role definitions, without superuser-like "
+                              "attributes or memberships; give them passwords and rights as needed"
+                              % ("would create" if check_mode else "created", "; ".join(created)))
+
+
 # --- loading into a private database ----------------------------------------------------------
 
 class _Load(object):
@@ -227,7 +294,18 @@ class _Load(object):
         return self.role.name if self.role else self.login
 
     def params(self, database):
-        return self.role.params(database) if self.role else self.request.connection.with_database(database)
+        params = self.role.params(database) if self.role else self.request.connection.with_database(database)
+        # Lock waits are bounded; the run's sessions are findable for the stall watch.
+        params.options = "-c lock_timeout=%ds" % int(self.request.lock_timeout)
+        return params.with_application(pg_connection.run_application_name("restore"))
+
+    def stall(self):
+        """Stops a psql or pg_restore that makes no progress (stall_watch.py)."""
+        if not self.request.stall_timeout:
+            return None
+        name = pg_connection.run_application_name("restore")
+        return stall_watch.Stall(self.request.stall_timeout,
+                                 lambda: self.admin.query(pg_connection.busy_sessions_sql(), (name,))[0][0] > 0)
 
     def create(self, name, kind, for_database, like=None):
         """Create the private database ``name`` and record it. The caller holds its lock."""
@@ -252,7 +330,8 @@ class _Load(object):
             # The loading role owns what it creates; the superuser gives it all to the owner afterwards
             # (no CREATE right on the schema needed, as ALTER ... OWNER TO would need from the role).
             backup_load.load(backup, self.params(target), request.jobs, request.bin_dir, major,
-                             skip_privileges=request.privileges == "skip", skip_ownership=self.role is not None)
+                             skip_privileges=request.privileges == "skip", skip_ownership=self.role is not None,
+                             stall=self.stall())
         except backup_load.LoadError as exc:
             raise _load_error(exc, self.admin, target)
         failpoints.reached("restore-staging-loaded")
@@ -335,6 +414,16 @@ def run_verify_restore(request):
     backup, admin, major = _open(request)
     try:
         quick = _verify_quickly(backup, request, major)
+        missing = _missing_roles(request, admin, backup)
+        if missing:
+            # A verification creates nothing lasting: without those roles, it restores without GRANTs.
+            request.privileges = "skip"
+            still = _missing_roles(request, admin, backup)
+            if still:
+                raise RestoreError("the backup needs roles that do not exist here (its row-security policies name "
+                                   "them): %s; create them first" % ", ".join(quote_for_message(r) for r in still))
+            quick.append(checklist.check("roles", True, "the backup grants to roles that do not exist here (%s): "
+                                         "restored without its GRANTs" % ", ".join(missing), skipped=True))
         database = (backup.manifest or {}).get("database") or request.database
         drop_stale(admin, database, kinds=("verify",))
         scratch = derived_name(database, "verify", timestamp())
@@ -385,6 +474,7 @@ def run_restore(request, check_mode=False):
         if request.strategy == "create" and live is not None:
             raise RestoreError("database %s exists; strategy create is for a machine without it (use swap)"
                                % quote_for_message(db))
+        _provide_roles(request, admin, backup, result, check_mode)
         if request.strategy == "replace" and not request.force:
             raise RestoreError("strategy replace drops the live database before restoring (downtime for the whole "
                                "restore, data lost if the restore fails); it needs force: true")
@@ -641,9 +731,14 @@ def _replace(request, backup, admin, major, live, result):
         record = _provenance(backup, "replace", _capture_proof(request, db, counts))
         admin.in_transaction(admin.attribute_statements(db, wanted, admin.attributes(db))
                              + [bookkeeping.put_database_sql(oid, db, "restored", db, record)])
-    except BaseException:
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            raise  # killed: the next run drops the half-loaded database (recorded as staging)
+        _discard(admin, db)
         load.drop_role_quietly()
-        raise
+        raise RestoreError("strategy replace failed after the old database was dropped: %s. Database %s no longer "
+                           "exists; restore a good backup with strategy create" % (exc, quote_for_message(db)),
+                           getattr(exc, "stderr", ""), result["checks"])
     result["downtime_s"] = round(time.monotonic() - started, 4)
     if checklist.failing(checks):
         raise RestoreError("the restored database failed its checks (strategy replace: the old database is gone): "

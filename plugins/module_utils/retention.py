@@ -21,7 +21,7 @@ __metaclass__ = type
 import datetime
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import (
-    MANIFEST_SUFFIX, manifest_name, parse_backup_name)
+    GLOBALS_SUFFIX, MANIFEST_SUFFIX, globals_name, manifest_name, parse_backup_name)
 
 FILE = "file"
 DIRECTORY = "directory"
@@ -38,6 +38,11 @@ CHECKSUM_MISMATCH = "checksum_mismatch"
 # A 0-byte file modified this recently may be a dump another process is still writing
 # (the earlier processes wrote with a shell redirect): it is left alone until it is older.
 ZERO_BYTE_GRACE = datetime.timedelta(hours=1)
+# A backup dated more than this after "now" was made (or is judged) by a wrong clock. It is kept,
+# and counts for nothing (not as the newest, not for keep_last or a calendar rule) until its time
+# has come, so that a clock that ran ahead once never makes retention remove today's backups.
+FUTURE_TOLERANCE = datetime.timedelta(minutes=10)
+FUTURE_DATED = "future_dated"
 
 UTC = datetime.timezone.utc
 _PERIODS = (
@@ -66,12 +71,14 @@ class Entry(object):
 
 
 class Scanned(object):
-    """A backup-named file or folder of the prefix, and its manifest entry (or None)."""
+    """A backup-named file or folder of the prefix, its manifest entry and its globals entry (the
+    role definitions taken with it), each or None."""
 
-    def __init__(self, entry, parsed, manifest_entry):
+    def __init__(self, entry, parsed, manifest_entry, globals_entry=None):
         self.entry = entry
         self.parsed = parsed
         self.manifest_entry = manifest_entry
+        self.globals_entry = globals_entry
 
     @property
     def legacy_name(self):
@@ -83,6 +90,7 @@ class Scan(object):
     def __init__(self):
         self.backups = []
         self.orphan_manifests = []
+        self.orphan_globals = []
         self.skipped = []
 
 
@@ -90,21 +98,22 @@ def scan(entries, prefix):
     """Sort ``entries`` (a list of Entry) for the backups named ``<prefix>_backup_...``.
 
     Symlinks and entries that are neither files nor folders are skipped (never followed, never
-    removed); manifests whose backup does not exist are orphans. Anything else is foreign and
-    left out of the result.
+    removed); manifests and globals files whose backup does not exist are orphans. Anything else
+    is foreign and left out of the result.
     """
     by_name = dict((e.name, e) for e in entries)
     result = Scan()
     for entry in sorted(entries, key=lambda e: e.name):
-        if entry.name.endswith(MANIFEST_SUFFIX):
-            base = entry.name[:-len(MANIFEST_SUFFIX)]
+        companion = _companion(entry.name)
+        if companion is not None:
+            base, what, orphans = companion[0], companion[1], getattr(result, companion[2])
             parsed = parse_backup_name(base)
             if parsed is None or parsed.prefix != prefix or base in by_name:
                 continue  # foreign, or read with its backup
             if entry.kind != FILE:
-                result.skipped.append((entry, "a manifest name on a %s: never followed or removed" % entry.kind))
+                result.skipped.append((entry, "a %s name on a %s: never followed or removed" % (what, entry.kind)))
             else:
-                result.orphan_manifests.append(entry)
+                orphans.append(entry)
             continue
         parsed = parse_backup_name(entry.name)
         if parsed is None or parsed.prefix != prefix:
@@ -112,8 +121,18 @@ def scan(entries, prefix):
         if entry.kind not in (FILE, DIRECTORY):
             result.skipped.append((entry, "a backup name on a %s: never followed or removed" % entry.kind))
             continue
-        result.backups.append(Scanned(entry, parsed, by_name.get(manifest_name(entry.name))))
+        result.backups.append(Scanned(entry, parsed, by_name.get(manifest_name(entry.name)),
+                                      by_name.get(globals_name(entry.name))))
     return result
+
+
+def _companion(name):
+    """(backup name, what, orphan list) for a manifest or globals name, else None."""
+    if name.endswith(MANIFEST_SUFFIX):
+        return name[:-len(MANIFEST_SUFFIX)], "manifest", "orphan_manifests"
+    if name.endswith(GLOBALS_SUFFIX):
+        return name[:-len(GLOBALS_SUFFIX)], "globals", "orphan_globals"
+    return None
 
 
 def belongs_to(name, prefix):
@@ -121,8 +140,9 @@ def belongs_to(name, prefix):
     the final names of partial temporaries)."""
     if not name:
         return False
-    if name.endswith(MANIFEST_SUFFIX):
-        name = name[:-len(MANIFEST_SUFFIX)]
+    companion = _companion(name)
+    if companion is not None:
+        name = companion[0]
     parsed = parse_backup_name(name)
     return parsed is not None and parsed.prefix == prefix
 
@@ -132,7 +152,7 @@ class Candidate(object):
 
     def __init__(self, name, time, good, problem=None, legacy=False, size=0, mtime=None, manifest=None,
                  manifest_name=None, manifest_exists=False, manifest_valid=False, manifest_error=None,
-                 checksum_ok=None, kind=FILE, detail=None):
+                 checksum_ok=None, kind=FILE, detail=None, globals_name=None):
         self.name = name
         self.time = time
         self.good = good
@@ -142,6 +162,7 @@ class Candidate(object):
         self.mtime = mtime
         self.manifest = manifest
         self.manifest_name = manifest_name
+        self.globals_name = globals_name
         self.manifest_exists = manifest_exists
         self.manifest_valid = manifest_valid
         self.manifest_error = manifest_error
@@ -179,7 +200,9 @@ def describe(scanned, include_legacy, manifest=None, manifest_error=None, legacy
     mentry = scanned.manifest_entry
     # A manifest goes with its backup, unless it is a symlink or a folder: those are never removed.
     mname = mentry.name if mentry is not None and mentry.kind == FILE else None
+    gentry = scanned.globals_entry
     common = dict(size=entry.size, mtime=entry.mtime, kind=entry.kind, manifest_name=mname,
+                  globals_name=gentry.name if gentry is not None and gentry.kind == FILE else None,
                   manifest_exists=mentry is not None)
     if scanned.legacy_name:
         if not include_legacy:
@@ -305,9 +328,13 @@ class Plan(object):
     @property
     def newest_good(self):
         for decision in self.kept:
-            if decision.candidate is not None and decision.candidate.good:
+            if decision.candidate is not None and decision.candidate.good and decision.rule != FUTURE_DATED:
                 return decision.candidate
         return None
+
+    @property
+    def future_dated(self):
+        return [d.candidate for d in self.kept if d.rule == FUTURE_DATED]
 
 
 def _selections(good, rules):
@@ -336,7 +363,12 @@ def _selections(good, rules):
     return selected
 
 
-def plan(candidates, rules, now, orphan_manifests=(), stale_partials=()):
+def is_future(candidate, now):
+    """Whether the candidate is dated after ``now`` (beyond FUTURE_TOLERANCE): a clock was wrong."""
+    return candidate.time - now > FUTURE_TOLERANCE
+
+
+def plan(candidates, rules, now, orphan_manifests=(), stale_partials=(), orphan_globals=()):
     """Decide every candidate: keep or remove, with the rule that decided and why.
 
     ``now`` is an aware datetime. Orphan manifests and stale partial temporaries (names) are
@@ -344,28 +376,46 @@ def plan(candidates, rules, now, orphan_manifests=(), stale_partials=()):
     ``max_age_days`` removes older ones; then, with calendar rules, what no rule selects is
     removed, and without them what is younger than ``max_age_days`` is kept (everything beyond
     ``keep_last`` is removed when neither is set). Bad backups are removed once a newer good
-    backup exists (0-byte ones at once, after ZERO_BYTE_GRACE).
+    backup exists (0-byte ones at once, after ZERO_BYTE_GRACE). Backups dated in the future
+    (is_future) are kept and count for nothing: a wrong clock never displaces a good backup.
     """
     if now.tzinfo is None:
         raise RetentionError("now must be an aware datetime")
     ordered = newest_first(candidates)
-    good = [c for c in ordered if c.good]
+    good = [c for c in ordered if c.good and not is_future(c, now)]
     newest_good = good[0] if good else None
     selected = _selections(good, rules)
     max_age = datetime.timedelta(days=rules.max_age_days) if rules.max_age_days is not None else None
     kept, removed = [], []
     for candidate in ordered:
-        if candidate.good:
+        if is_future(candidate, now):
+            decision = Decision(candidate.name, True, FUTURE_DATED, "dated %s, %s after now: a clock was wrong when "
+                                "it was made or is wrong now; kept, and it counts for retention only once its time "
+                                "has come" % (candidate.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                              _duration(candidate.time - now)), candidate)
+        elif candidate.good:
             decision = _decide_good(candidate, selected[candidate.name], rules, max_age, now)
         else:
             decision = _decide_bad(candidate, newest_good, now)
         (kept if decision.keep else removed).append(decision)
     for name in sorted(orphan_manifests):
         removed.append(Decision(name, False, "orphan_manifest", "a manifest whose backup is gone", what="manifest"))
+    for name in sorted(orphan_globals):
+        removed.append(Decision(name, False, "orphan_globals", "role definitions whose backup is gone",
+                                what="globals"))
     for name in sorted(stale_partials):
         removed.append(Decision(name, False, "stale_partial", "a temporary of an interrupted writer that no longer "
                                 "runs", what="partial"))
     return Plan(kept, removed)
+
+
+def _duration(delta):
+    seconds = int(delta.total_seconds())
+    if seconds >= 2 * 86400:
+        return "%d days" % (seconds // 86400)
+    if seconds >= 2 * 3600:
+        return "%d hours" % (seconds // 3600)
+    return "%d minutes" % (seconds // 60)
 
 
 def _decide_good(candidate, selections, rules, max_age, now):

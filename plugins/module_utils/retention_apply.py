@@ -22,6 +22,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import a
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_dir
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import safe_component
 
@@ -49,6 +50,7 @@ class PruneOutcome(object):
         self.plan = retention.Plan([], [])
         self.removed = []
         self.errors = []
+        self.warnings = []
 
     @property
     def kept(self):
@@ -93,22 +95,24 @@ def entry_result(decision, path, now):
 
 
 def removed_names(decision):
-    """The directory entries a decision covers: the backup, and its manifest when it has one."""
+    """The directory entries a decision covers, in the order they are removed: the backup, its
+    globals file and its manifest (last, so an interruption never leaves a manifest that counts)."""
     names = [decision.name]
-    if decision.candidate is not None and decision.candidate.manifest_name:
-        names.append(decision.candidate.manifest_name)
+    if decision.candidate is not None:
+        names.extend(n for n in (decision.candidate.globals_name, decision.candidate.manifest_name) if n)
     return names
 
 
 def apply_retention(path, rules, database="lift_simulator", include_legacy=False, verify_checksums=True,
-                    legacy_tz=None, now=None, check_mode=False, protect=()):
+                    legacy_tz=None, now=None, check_mode=False, protect=(), directory_checks=path_trust.STRICT):
     """Apply ``rules`` (a retention.Rules) to the backups of ``database`` in ``path``.
 
     ``legacy_tz`` is the time zone of the earlier processes' names (None: local time). In check
     mode nothing is removed and ``removed`` lists what would be. ``protect`` names entries that
     must not be removed: if the plan removes one, PruneError is raised before anything is removed
     (the scheduled job protects the backup it has just made). Raises PruneError when the directory
-    cannot be opened or examined; removal failures are collected in ``errors``.
+    cannot be opened or examined, or (``directory_checks`` strict) when another local user could
+    change it; removal failures are collected in ``errors``.
     """
     path = os.path.abspath(path)
     outcome = PruneOutcome(path, now or datetime.datetime.now(UTC))
@@ -117,6 +121,10 @@ def apply_retention(path, rules, database="lift_simulator", include_legacy=False
         return outcome
     if not os.path.isdir(path):
         raise PruneError("%s is not a directory" % path)
+    try:
+        outcome.warnings = path_trust.check([path], directory_checks, "the backup directory")
+    except path_trust.UntrustedPathError as exc:
+        raise PruneError("%s; nothing was removed" % exc)
     prefix = safe_component(database)
     try:
         dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -138,6 +146,7 @@ def apply_retention(path, rules, database="lift_simulator", include_legacy=False
             raise PruneError("cannot examine %s: %s" % (path, exc))
         outcome.plan = retention.plan(candidates, rules, outcome.now,
                                       orphan_manifests=[e.name for e in outcome.scanned.orphan_manifests],
+                                      orphan_globals=[e.name for e in outcome.scanned.orphan_globals],
                                       stale_partials=partials)
         protected = set(protect or ())
         doomed = sorted(protected.intersection(n for d in outcome.plan.removed for n in removed_names(d)))
@@ -152,10 +161,8 @@ def apply_retention(path, rules, database="lift_simulator", include_legacy=False
                 if decision.what == "partial":
                     atomic_files.remove_partials([os.path.join(path, decision.name)])
                 else:
-                    backup_dir.remove_entry(dir_fd, decision.name, idents[decision.name])
-                    # The backup first: an interruption leaves an orphan manifest, removed next time.
-                    if decision.candidate is not None and decision.candidate.manifest_name:
-                        name = decision.candidate.manifest_name
+                    # The backup first: an interruption leaves orphan companions, removed next time.
+                    for name in removed_names(decision):
                         backup_dir.remove_entry(dir_fd, name, idents[name])
             except OSError as exc:
                 outcome.errors.append(dict(path=os.path.join(path, decision.name), msg=exc.strerror or str(exc)))

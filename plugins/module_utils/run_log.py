@@ -34,6 +34,8 @@ class RunLog(object):
         return "\n".join(self.lines) + "\n"
 
     def write(self, log_dir, stem):
+        if os.path.islink(log_dir):
+            raise AtomicFileError(errno.ELOOP, "%s is a symlink; a log is never written through one" % log_dir)
         ensure_private_dir(log_dir)
         try:
             return write_file_atomic(log_dir, "%s.log" % stem, self.text())

@@ -102,9 +102,18 @@ options:
     default: true
   lock_wait_timeout:
     description:
-      - Passed to C(pg_dump --lock-wait-timeout) (for example V(60s)); fail instead of waiting
-        forever behind an exclusive lock.
+      - Passed to C(pg_dump --lock-wait-timeout) (for example V(60s)). pg_dump fails, naming the
+        table, instead of waiting forever behind another session's exclusive lock (a migration, say)
+        while its snapshot holds back vacuum. An empty value waits without limit.
     type: str
+    default: 120s
+  stall_timeout:
+    description:
+      - Seconds the dump may go without any progress (pg_dump and the compressor neither read nor
+        write, and pg_dump's server session is not working) before it is stopped and the backup
+        fails with an error that says so; for a stopped (SIGSTOP) or hung pg_dump. V(0) never stops it.
+    type: int
+    default: 300
   app_schema:
     description:
       - Schema of the application's tables. When it holds C(lift_system) and C(lift_system_version),
@@ -112,6 +121,22 @@ options:
         per system) counted in the dumped snapshot, for verification to compare.
     type: str
     default: lift_simulator
+  role_definitions:
+    description:
+      - Also write the cluster's role definitions (C(pg_dumpall --globals-only)) beside the backup, as
+        C(<backup>.globals.sql) (mode 0600), recorded with its sha256 in the manifest. pg_dump never
+        carries roles; a restore on a new machine creates the roles the backup needs from this file
+        (see M(lift_simulator.postgresql.restore) O(lift_simulator.postgresql.restore#module:create_roles)).
+        The manifest also lists the roles the database's objects refer to.
+    type: bool
+    default: true
+  role_passwords:
+    description:
+      - With O(role_definitions), keep the roles' password verifiers in that file (SCRAM or md5 hashes,
+        never plain passwords). Reading them needs a superuser login. Off by default - the roles then
+        come back without passwords.
+    type: bool
+    default: false
   log_dir:
     description:
       - When set, one log file per run, C(<backup name without suffix>.log), is written there
@@ -119,6 +144,7 @@ options:
     type: path
 extends_documentation_fragment:
   - lift_simulator.postgresql.connection
+  - lift_simulator.postgresql.directory_checks
 attributes:
   check_mode:
     description: Can run in check mode and report the path it would write.
@@ -186,6 +212,16 @@ manifest_path:
   returned: always
   type: str
   sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.manifest.json
+globals_path:
+  description: The role definitions written beside the backup (O(role_definitions)), or null.
+  returned: success and not check mode
+  type: str
+  sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.globals.sql
+roles:
+  description: The roles the database's objects refer to, and how (owner, privileges, policies).
+  returned: success and not check mode
+  type: dict
+  sample: {"lift_admin": ["owner", "privileges"], "backup_user": ["privileges"]}
 size_bytes:
   description: Size of the backup in bytes (sum of the files for a directory archive).
   returned: success and not check mode
@@ -257,7 +293,8 @@ stderr_tail:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
-    CONNECTION_MUTUALLY_EXCLUSIVE, connection_argument_spec, connection_params)
+    CONNECTION_MUTUALLY_EXCLUSIVE, connection_argument_spec, connection_params,
+    directory_checks_argument_spec)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_run import (
     BackupError, BackupRequest, run_backup)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import (
@@ -266,6 +303,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming i
 
 def main():
     argument_spec = connection_argument_spec()
+    argument_spec.update(directory_checks_argument_spec())
     argument_spec.update(
         database=dict(type="str", default="lift_simulator", aliases=["db"]),
         dest_dir=dict(type="path", required=True),
@@ -277,7 +315,10 @@ def main():
         timezone=dict(type="str", default="utc", choices=["utc", "local"]),
         bin_dir=dict(type="path"),
         check_free_space=dict(type="bool", default=True),
-        lock_wait_timeout=dict(type="str"),
+        lock_wait_timeout=dict(type="str", default="120s"),
+        stall_timeout=dict(type="int", default=300),
+        role_definitions=dict(type="bool", default=True),
+        role_passwords=dict(type="bool", default=False),
         log_dir=dict(type="path"),
         app_schema=dict(type="str", default="lift_simulator"),
     )
@@ -295,9 +336,13 @@ def main():
         timezone=p["timezone"],
         bin_dir=p["bin_dir"],
         check_free_space=p["check_free_space"],
-        lock_wait_timeout=p["lock_wait_timeout"],
+        lock_wait_timeout=p["lock_wait_timeout"] or None,
         log_dir=p["log_dir"],
         app_schema=p["app_schema"],
+        directory_checks=p["directory_checks"],
+        stall_timeout=p["stall_timeout"],
+        role_definitions=p["role_definitions"],
+        role_passwords=p["role_passwords"],
     )
     try:
         result = run_backup(request, check_mode=module.check_mode)

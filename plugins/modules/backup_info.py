@@ -56,6 +56,8 @@ options:
     type: str
     choices: [ local, utc ]
     default: local
+extends_documentation_fragment:
+  - lift_simulator.postgresql.directory_checks
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -142,9 +144,22 @@ newest_good_path:
   type: str
   sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
 newest_good:
-  description: The entry of RV(backups) of the newest good backup, or null when there is none.
+  description:
+    - The entry of RV(backups) of the newest good backup, or null when there is none. A backup dated in
+      the future never is (see RV(backups[].future)), so an age alert on it cannot stay green because
+      of a wrong clock.
   returned: always
   type: dict
+anomalies:
+  description: What looks wrong beyond single backups, in words (backups dated in the future).
+  returned: always
+  type: list
+  elements: str
+future_count:
+  description: How many backups are dated in the future.
+  returned: always
+  type: int
+  sample: 0
 backups:
   description: The backups, newest first.
   returned: always
@@ -197,6 +212,10 @@ backups:
       description: Why the manifest is not valid (null when it is or does not exist).
       type: str
       sample: null
+    globals_path:
+      description: The role definitions taken with the backup (C(<backup>.globals.sql)), or null.
+      type: str
+      sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.globals.sql
     checksum_ok:
       description:
         - Whether the backup's sha256 matches its manifest; null when it was not hashed
@@ -236,9 +255,17 @@ backups:
       type: int
       sample: 108000
     age_days:
-      description: Age at the time of the run, in days.
+      description: Age at the time of the run, in days (negative for a backup dated in the future).
       type: float
       sample: 1.25
+    future:
+      description:
+        - Whether the backup is dated after the time of the run (more than 10 minutes). A clock was wrong
+          when it was made, or is wrong now. Such a backup never counts as RV(newest_good) and is
+          listed in RV(anomalies); M(lift_simulator.postgresql.prune) keeps it and does not let it
+          displace older backups.
+      type: bool
+      sample: false
     row_counts_total:
       description: Sum of the manifest's row counts (null without a valid manifest).
       type: int
@@ -261,6 +288,11 @@ orphan_manifests:
   returned: always
   type: list
   elements: str
+orphan_globals:
+  description: Role definitions files (C(<backup>.globals.sql)) whose backup is gone (prune removes them).
+  returned: always
+  type: list
+  elements: str
 """
 
 import datetime
@@ -270,7 +302,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
+    directory_checks_argument_spec)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_dir import list_entries
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import (
     manifest_name, parse_backup_name, safe_component)
@@ -294,6 +329,7 @@ def describe(candidate, path, now):
         manifest_path=(os.path.join(path, manifest_name(candidate.name))
                        if candidate.manifest_exists else None),
         manifest_exists=candidate.manifest_exists,
+        globals_path=os.path.join(path, candidate.globals_name) if candidate.globals_name else None,
         manifest_valid=candidate.manifest_valid,
         manifest_error=candidate.manifest_error,
         checksum_ok=candidate.checksum_ok,
@@ -309,6 +345,7 @@ def describe(candidate, path, now):
         row_counts_total=sum(counts.values()) if counts is not None else None,
         tables=len(counts) if counts is not None else None,
         flyway_version=manifest.get("flyway_version") if manifest else None,
+        future=retention.is_future(candidate, now),
     )
 
 
@@ -320,17 +357,24 @@ def main():
             include_legacy=dict(type="bool", default=True),
             verify_checksums=dict(type="bool", default=True),
             legacy_timezone=dict(type="str", default="local", choices=["local", "utc"]),
+            **directory_checks_argument_spec()
         ),
         supports_check_mode=True,
     )
     p = module.params
     path = os.path.abspath(p["path"])
     result = dict(changed=False, path=path, path_exists=os.path.lexists(path), count=0, good_count=0,
-                  newest_good=None, newest_good_path=None, backups=[], left_alone=[], orphan_manifests=[])
+                  newest_good=None, newest_good_path=None, backups=[], left_alone=[], orphan_manifests=[],
+                  anomalies=[], future_count=0, orphan_globals=[])
     if not result["path_exists"]:
         module.exit_json(**result)
     if not os.path.isdir(path):
         module.fail_json(msg="%s is not a directory" % path, **result)
+    try:
+        for warning in path_trust.check([path], p["directory_checks"], "the backup directory"):
+            module.warn(warning)
+    except path_trust.UntrustedPathError as exc:
+        module.fail_json(msg=str(exc), **result)
     now = datetime.datetime.now(UTC)
     try:
         scanned = retention.scan(list_entries(path)[0], safe_component(p["database"]))
@@ -343,12 +387,17 @@ def main():
     except OSError as exc:
         module.fail_json(msg="cannot examine %s: %s" % (path, exc), **result)
     backups = [describe(c, path, now) for c in candidates]
-    good = [b for b in backups if b["good"]]
+    good = [b for b in backups if b["good"] and not b["future"]]
+    future = [b for b in backups if b["future"]]
     result.update(
-        backups=backups, count=len(backups), good_count=len(good),
+        future_count=len(future),
+        anomalies=["%s is dated %s, %.1f days after now: the clock was wrong when it was made or is wrong now"
+                   % (b["name"], b["time"], -b["age_days"]) for b in future],
+        backups=backups, count=len(backups), good_count=len([b for b in backups if b["good"]]),
         newest_good=good[0] if good else None, newest_good_path=good[0]["path"] if good else None,
         left_alone=[dict(path=os.path.join(path, entry.name), reason=reason) for entry, reason in scanned.skipped],
-        orphan_manifests=[os.path.join(path, entry.name) for entry in scanned.orphan_manifests])
+        orphan_manifests=[os.path.join(path, entry.name) for entry in scanned.orphan_manifests],
+        orphan_globals=[os.path.join(path, entry.name) for entry in scanned.orphan_globals])
     module.exit_json(**result)
 
 

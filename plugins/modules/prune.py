@@ -28,8 +28,12 @@ description:
     last hour, as another process may still be writing it). A backup without a manifest, with an
     invalid or foreign manifest, of the wrong size or with a checksum mismatch is removed once a
     newer good backup exists, and kept (and reported) while none does.
-  - B(Leftovers.) A manifest whose backup is gone (an orphan) is removed, and so are hidden
-    temporaries C(.<name>.partial-<host>-<pid>) of this host whose writer no longer runs.
+  - B(Leftovers.) A manifest or role definitions file (C(<backup>.globals.sql)) whose backup is gone
+    (an orphan) is removed, and so are hidden temporaries C(.<name>.partial-<host>-<pid>) of this host
+    whose writer no longer runs. A backup goes with its role definitions and its manifest (last).
+  - B(A wrong clock.) A backup dated more than 10 minutes after now is kept and counts for nothing
+    (not as the newest good backup, not for O(keep_last) or a calendar rule) until its time has come,
+    so a clock that once ran ahead never makes retention remove today's backups.
   - B(Earlier processes.) C(<database>_backup_YYYYMMDD_HHMMSS.sql) without a manifest and
     C(<database>_backup_YYYY-MM-DD_HH-mm-ss.backup) are the earlier processes' backups. They are
     left alone unless O(include_legacy=true); then a non-empty one is a good backup subject to the
@@ -105,6 +109,8 @@ options:
     type: str
     choices: [ local, utc ]
     default: local
+extends_documentation_fragment:
+  - lift_simulator.postgresql.directory_checks
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
@@ -199,7 +205,7 @@ kept:
       type: str
       sample: one of the 4 newest good backups
     what:
-      description: V(backup), V(manifest) (an orphan) or V(partial) (a leftover temporary).
+      description: V(backup), V(manifest) or V(globals) (an orphan) or V(partial) (a leftover temporary).
       type: str
       sample: backup
     time:
@@ -237,7 +243,7 @@ removed:
     - What was removed (in check mode, what would be), newest backups first, then orphan manifests
       and leftover temporaries; the entries have the fields of RV(kept).
     - The rule is for example C(max_age_days), C(not_selected), C(zero_bytes), C(checksum_mismatch),
-      C(size_mismatch), C(no_manifest), C(invalid_manifest), C(orphan_manifest) or C(stale_partial).
+      C(size_mismatch), C(no_manifest), C(invalid_manifest), C(orphan_manifest), C(orphan_globals) or C(stale_partial).
   returned: always
   type: list
   elements: dict
@@ -270,6 +276,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
+    directory_checks_argument_spec)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention_apply import (
     PruneError, apply_retention)
 
@@ -290,6 +298,7 @@ def main():
             verify_checksums=dict(type="bool", default=True),
             timezone=dict(type="str", default="utc", choices=["utc", "local"]),
             legacy_timezone=dict(type="str", default="local", choices=["local", "utc"]),
+            **directory_checks_argument_spec()
         ),
         supports_check_mode=True,
     )
@@ -307,9 +316,11 @@ def main():
         outcome = apply_retention(path, rules, database=p["database"], include_legacy=p["include_legacy"],
                                   verify_checksums=p["verify_checksums"],
                                   legacy_tz=None if p["legacy_timezone"] == "local" else UTC,
-                                  check_mode=module.check_mode)
+                                  check_mode=module.check_mode, directory_checks=p["directory_checks"])
     except PruneError as exc:
         module.fail_json(msg=str(exc), **result)
+    for warning in outcome.warnings:
+        module.warn(warning)
     if not outcome.exists:
         module.warn("%s does not exist: nothing to prune" % path)
         module.exit_json(**result)

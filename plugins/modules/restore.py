@@ -131,10 +131,23 @@ options:
   staging_database:
     description: With O(phase=swap), the database the stage phase returned.
     type: str
+  create_roles:
+    description:
+      - A backup records the roles its objects refer to. When some that the restore needs do not
+        exist here (a new machine without the read-only backup role the backup grants to, say), they
+        are created, before anything else, from the role definitions taken with the backup
+        (C(<backup>.globals.sql)), with their LOGIN, INHERIT and CONNECTION LIMIT attributes and their
+        password verifier if the backup holds one - never as superuser, CREATEDB, CREATEROLE,
+        REPLICATION or BYPASSRLS, and without memberships. RV(created_roles) names them.
+      - V(false), or a backup without role definitions, stops with an error that names the missing roles
+        before anything is created (O(privileges=skip) restores without the backup's GRANTs instead).
+    type: bool
+    default: true
 extends_documentation_fragment:
   - lift_simulator.postgresql.connection
   - lift_simulator.postgresql.checks
   - lift_simulator.postgresql.loading
+  - lift_simulator.postgresql.directory_checks
 attributes:
   check_mode:
     description: Can run in check mode and report what it would do.
@@ -244,6 +257,12 @@ sha256:
   description: sha256 of the backup.
   returned: when the backup could be read
   type: str
+created_roles:
+  description: Roles created from the backup's role definitions because the restore needed them (O(create_roles)).
+  returned: when roles were created
+  type: list
+  elements: str
+  sample: [backup_user]
 removed_leftovers:
   description: Staging or scratch databases of interrupted runs that were dropped (their transient roles too).
   returned: when a restore happened
@@ -256,7 +275,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
-    loading_argument_spec)
+    directory_checks_argument_spec, loading_argument_spec)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import DatabaseError, PgError
 
 
@@ -264,6 +283,7 @@ def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(checks_argument_spec())
     argument_spec.update(loading_argument_spec())
+    argument_spec.update(directory_checks_argument_spec())
     argument_spec.update(
         path=dict(type="path", required=True, aliases=["backup"]),
         database=dict(type="str", default="lift_simulator"),
@@ -278,6 +298,7 @@ def main():
         maintenance_db=dict(type="str", default="postgres"),
         phase=dict(type="str", default="full", choices=["full", "stage", "swap"]),
         staging_database=dict(type="str"),
+        create_roles=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
@@ -299,7 +320,8 @@ def main():
         jobs=p["jobs"], bin_dir=p["bin_dir"], tables=p["tables"], truncate=p["truncate"], checks=p["checks"],
         app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], phase=p["phase"],
         staging_database=p["staging_database"], load_as=p["load_as"], load_host=p["load_host"],
-        privileges=p["privileges"], lock_timeout=p["lock_timeout"])
+        privileges=p["privileges"], lock_timeout=p["lock_timeout"],
+        directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"], create_roles=p["create_roles"])
     try:
         result = restore_run.run_restore(request, check_mode=module.check_mode)
     except (restore_run.RestoreError, PgError, DatabaseError) as exc:

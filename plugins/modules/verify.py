@@ -79,6 +79,7 @@ extends_documentation_fragment:
   - lift_simulator.postgresql.connection
   - lift_simulator.postgresql.checks
   - lift_simulator.postgresql.loading
+  - lift_simulator.postgresql.directory_checks
 attributes:
   check_mode:
     description: Can run in check mode.
@@ -190,7 +191,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import c
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
-    loading_argument_spec)
+    directory_checks_argument_spec, loading_argument_spec)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.atomic_files import (
     ensure_private_dir, write_file_atomic)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
@@ -199,7 +200,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_conne
 
 def quick(module, path, bin_dir):
     started = time.monotonic()
-    backup = backup_files.inspect(path)
+    backup = backup_files.inspect(path, module.params["directory_checks"])
     pg_restore = None
     if backup.format != "plain":
         pg_restore = find_client_binary("pg_restore", bin_dir)[0]
@@ -211,6 +212,7 @@ def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(checks_argument_spec())
     argument_spec.update(loading_argument_spec())
+    argument_spec.update(directory_checks_argument_spec())
     argument_spec.update(
         path=dict(type="path", required=True, aliases=["backup"]),
         level=dict(type="str", default="quick", choices=["quick", "restore"]),
@@ -233,7 +235,8 @@ def main():
                 connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
                 owner=p["owner"], jobs=p["jobs"], bin_dir=p["bin_dir"], checks=p["checks"],
                 app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], load_as=p["load_as"],
-                load_host=p["load_host"], privileges=p["privileges"], lock_timeout=p["lock_timeout"])
+                load_host=p["load_host"], privileges=p["privileges"], lock_timeout=p["lock_timeout"],
+                directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"])
             backup, checks, counts, scratch, duration = restore_run.run_verify_restore(request)
     except (backup_files.BackupFileError, restore_run.RestoreError, PgError, DatabaseError) as exc:
         checks = getattr(exc, "checks", None) or [checklist.check("backup", False, str(exc))]

@@ -136,7 +136,7 @@ def test_module_killed_during_a_directory_dump_is_cleaned_by_the_next_run(cluste
     made = backup(cluster, dest, database=fault_db, format="directory", jobs=2)
     assert made["removed_partials"] == [os.path.join(dest, partials[0])]
     name = os.path.basename(made["path"])
-    assert listing(dest) == sorted([name, name + ".manifest.json"])
+    assert listing(dest) == sorted([name, name + ".globals.sql", name + ".manifest.json"])
 
 
 @pytest.mark.parametrize("fmt, compression", FORMATS, ids=FORMAT_IDS)
@@ -170,12 +170,13 @@ def test_module_killed_between_backup_and_manifest_leaves_a_complete_backup(clus
     thread.join(300)
     assert holder["run"].rc != 0
     entries = listing(dest)
-    assert len(entries) == 1 and entries[0].endswith(".sql")
+    # The backup and its role definitions are published; the manifest, last, is not.
+    assert len(entries) == 2 and entries[0].endswith(".sql") and entries[1] == entries[0] + ".globals.sql"
     checked = verify(cluster, os.path.join(dest, entries[0]))
     assert {c["name"]: c["passed"] for c in checked["checks"]}["structure"] is True
     # Without a manifest it can only pass for an earlier process's backup, never for one of ours.
     run = run_playbook("backup_info_module.yml", {"info_args": {"path": dest, "database": fault_db,
-                                                                "include_legacy": False}})
+                                                                "include_legacy": False}, "run_as": "postgres"})
     info = run.task("Backup info")
     assert run.rc == 0, info
     assert info["newest_good"] is None
@@ -227,7 +228,7 @@ def test_concurrent_backups_never_clobber_each_other(cluster, workdir, fault_db)
     for outcome in refused:
         assert "refusing to overwrite" in outcome["msg"] and "already exists" in outcome["msg"]
     names = sorted(os.path.basename(o["path"]) for o in made)
-    assert listing(dest) == sorted(names + [n + ".manifest.json" for n in names])
+    assert listing(dest) == sorted(names + [n + suffix for n in names for suffix in (".globals.sql", ".manifest.json")])
     for outcome in made:
         assert verify(cluster, outcome["path"])["failed_checks"] == []
 

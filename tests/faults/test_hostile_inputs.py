@@ -103,6 +103,12 @@ def hostile_table(m):
     m["row_counts"]["x'); DROP TABLE lift_simulator.lift_system; --"] = 1
 
 
+def other_published(m):
+    """The same number of published versions per system, but another version number published."""
+    key = sorted(m["checklist"]["published_versions"])[0]
+    m["checklist"]["published_versions"][key][0][0] += 100
+
+
 LIES = [
     (more_rows, "restore", "rows lift_simulator.lift_system"),
     (more_versions, "restore", "versions per system"),
@@ -110,6 +116,7 @@ LIES = [
     (other_sha, "quick", "sha256"),
     (other_name, "quick", "manifest"),
     (hostile_table, "restore", "rows x'); DROP TABLE lift_simulator.lift_system; --"),
+    (other_published, "restore", "published versions per system"),
 ]
 
 
@@ -142,3 +149,52 @@ def test_broken_manifests_are_named(cluster, honest, workdir, content, message):
     result = verify(cluster, path, expect_ok=False)
     assert result["failed_checks"] == ["manifest"]
     assert message in result["msg"]
+
+
+# --- directories others can change ------------------------------------------------------------
+
+def test_a_backup_directory_others_can_write_is_refused_before_anything_is_written(cluster, workdir):
+    dest = os.path.join(workdir, "shared")
+    os.mkdir(dest)
+    shutil.chown(dest, "postgres")
+    os.chmod(dest, 0o770)
+    result = backup(cluster, dest, expect_ok=False)
+    assert "writable by its group (mode 0770)" in result["msg"]
+    assert listing(dest) == []
+    warned = backup(cluster, dest, directory_checks="warn")
+    assert any("cannot be trusted" in w for w in warned["warnings"])
+    assert os.path.exists(warned["path"])
+
+
+def test_a_symlinked_log_directory_is_never_followed(cluster, workdir):
+    dest = os.path.join(workdir, "b")
+    elsewhere = os.path.join(workdir, "elsewhere")
+    os.mkdir(elsewhere)
+    shutil.chown(elsewhere, "postgres")
+    os.mkdir(dest, 0o700)
+    shutil.chown(dest, "postgres")
+    os.symlink(elsewhere, os.path.join(dest, "logs"))
+    refused = backup(cluster, dest, expect_ok=False, log_dir=os.path.join(dest, "logs"))
+    assert "is a symlink" in refused["msg"]
+    assert listing(dest) == ["logs"]
+    made = backup(cluster, dest, log_dir=os.path.join(dest, "logs"), directory_checks="warn")
+    assert made["log_path"] is None and any("never followed" in w for w in made["warnings"])
+    assert listing(elsewhere) == []
+
+
+def test_a_backup_another_user_could_replace_is_refused(cluster, workdir, honest):
+    """A directory of another user (nobody): whoever owns it could swap the backup and its
+    manifest for ones of their own; verify and restore refuse to read from there."""
+    theirs = os.path.join(workdir, "nobodys")
+    os.mkdir(theirs)
+    path = os.path.join(theirs, os.path.basename(honest["path"]))
+    shutil.copy(honest["path"], path)
+    shutil.copy(honest["manifest_path"], path + ".manifest.json")
+    for entry in (theirs, path, path + ".manifest.json"):
+        shutil.chown(entry, "nobody")
+        os.chmod(entry, 0o755 if entry == theirs else 0o644)
+    names = databases(cluster)
+    for result in (verify(cluster, path, expect_ok=False), verify(cluster, path, level="restore", expect_ok=False),
+                   restore(cluster, path, database="lift_simulator", expect_ok=False)):
+        assert "belongs to nobody" in result["msg"] and "cannot be trusted" in result["msg"]
+    assert databases(cluster) == names

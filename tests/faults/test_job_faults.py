@@ -66,7 +66,8 @@ def test_job_killed_mid_dump(layout, workdir, cluster, job_db, compression):
     rerun = job.run()
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     names = [n for n in os.listdir(job.dest) if n != "logs"]
-    assert len(names) == 2 and any(n.endswith(".manifest.json") for n in names)
+    assert len(names) == 3 and any(n.endswith(".manifest.json") for n in names)
+    assert any(n.endswith(".globals.sql") for n in names)
 
 
 def test_job_killed_just_before_publishing(layout, workdir, cluster, job_db):

@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+import processes
+
 from pglab import LIFT_ADMIN_PASSWORD, SUPERUSER_PASSWORD, load_fixture, postgres_owned_dir, run_playbook
 from helpers import backup, listing, restore_with_bare_tools, sha256_file
 from pgcompare import fingerprint, row_counts
@@ -55,10 +57,21 @@ def test_every_format_restores_to_an_identical_database(cluster, workdir, source
     assert name.startswith("lift_simulator_backup_") and name.endswith(suffix)
     assert len(name) == len("lift_simulator_backup_YYYYMMDD_HHMMSS") + len(suffix)
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o700
-    assert listing(dest) == sorted([name, name + ".manifest.json"])
+    assert listing(dest) == sorted([name, name + ".globals.sql", name + ".manifest.json"])
     assert stat.S_IMODE(os.stat(result["manifest_path"]).st_mode) == 0o600
     with open(result["manifest_path"]) as handle:
         manifest = json.load(handle)
+    # The cluster's role definitions travel with the backup (pg_dump never carries roles), 0600,
+    # recorded in the manifest, without passwords unless asked.
+    globals_path = result["globals_path"]
+    assert globals_path == os.path.join(dest, name + ".globals.sql")
+    assert stat.S_IMODE(os.stat(globals_path).st_mode) == 0o600
+    assert manifest["globals"] == {"name": name + ".globals.sql", "sha256": sha256_file(globals_path),
+                                   "size_bytes": os.path.getsize(globals_path), "role_passwords": False}
+    with open(globals_path) as handle:
+        text = handle.read()
+    assert "CREATE ROLE lift_admin;" in text and "PASSWORD" not in text and "SCRAM-SHA-256" not in text
+    assert manifest["roles"]["lift_admin"] == ["owner"] or "owner" in manifest["roles"]["lift_admin"]
 
     if fmt == "directory":
         assert stat.S_IMODE(os.stat(result["path"]).st_mode) == 0o700
@@ -147,8 +160,8 @@ def test_backup_playbook_with_password_auth_fetches_and_never_shows_the_password
     backups = listing(os.path.join(workdir, "backups"))
     name = backups[0]
     assert name.endswith(".sql.zst")
-    assert backups == [name, name + ".manifest.json", "logs"]
-    assert listing(fetch_dir) == sorted([name, name + ".manifest.json"])
+    assert backups == [name, name + ".globals.sql", name + ".manifest.json", "logs"]
+    assert listing(fetch_dir) == sorted([name, name + ".globals.sql", name + ".manifest.json"])
     with open(os.path.join(fetch_dir, name + ".manifest.json")) as handle:
         manifest = json.load(handle)
     assert sha256_file(os.path.join(fetch_dir, name)) == manifest["sha256"]
@@ -265,7 +278,7 @@ def _pg_dump_of(database):
             continue
         try:
             with open("/proc/%s/comm" % entry) as handle:
-                if handle.read().strip() != "pg_dump":
+                if handle.read().strip() != "pg_dump" or processes.version_probe(int(entry)):
                     continue
             with open("/proc/%s/environ" % entry, "rb") as handle:
                 if b"PGDATABASE=" + database.encode() in handle.read().split(b"\0"):

@@ -12,8 +12,10 @@ __metaclass__ = type
 import datetime
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -203,8 +205,17 @@ class Tree(object):
 
 
 @pytest.fixture
-def tree(workdir):
-    return Tree(workdir)
+def rootdir():
+    """A directory only root can change: root runs these modules, and root trusts no directory
+    that another user (postgres included) could change (module_utils/path_trust.py)."""
+    path = tempfile.mkdtemp(prefix="lift-it-root-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def tree(rootdir):
+    return Tree(rootdir)
 
 
 RULES = dict(keep_last=3, max_age_days=7, include_legacy=True)
@@ -324,16 +335,16 @@ def test_backup_info_lists_the_tree(tree):
     assert tree.legacy_sql not in backups and tree.legacy_custom not in backups
 
 
-def test_backup_info_missed_schedule_alert(tree, workdir):
+def test_backup_info_missed_schedule_alert(tree, rootdir):
     run, _result = info(dict(path=tree.dir), max_days=8)
     assert run.rc == 0
-    stale = os.path.join(workdir, "stale")
+    stale = os.path.join(rootdir, "stale")
     os.mkdir(stale)
     write_backup(stale, datetime.datetime.now(UTC) - datetime.timedelta(days=10))
     run, result = info(dict(path=stale), max_days=8)
     assert result["newest_good"]["age_days"] > 9
     assert run.rc != 0 and "No good backup in the last 8 days" in run.task("The newest good backup is recent")["msg"]
-    run, result = info(dict(path=os.path.join(workdir, "never")), max_days=8)
+    run, result = info(dict(path=os.path.join(rootdir, "never")), max_days=8)
     assert result["path_exists"] is False and result["newest_good"] is None and result["count"] == 0
     assert run.rc != 0
 
@@ -373,7 +384,7 @@ def test_real_backups(cluster, workdir):
 
     preview = prune(dict(path=dest, keep_last=1), check=True, run_as="postgres")
     assert [e["path"] for e in preview["removed"]] == [made[1]["path"], made[0]["path"]]
-    assert len(os.listdir(dest)) == 7  # 3 backups, 3 manifests, logs
+    assert len(os.listdir(dest)) == 10  # 3 backups, their role definitions and manifests, logs
 
     # Corrupt the directory archive: it is no longer good, and goes as soon as a newer good one exists.
     with open(os.path.join(made[1]["path"], "toc.dat"), "r+b") as handle:
@@ -386,7 +397,7 @@ def test_real_backups(cluster, workdir):
     kept = dict((e["path"], e["rule"]) for e in result["kept"])
     assert kept == {made[2]["path"]: "keep_last", made[0]["path"]: "keep_last"}
     assert sorted(os.listdir(dest)) == sorted(
-        [os.path.basename(made[i][k]) for i in (0, 2) for k in ("path", "manifest_path")] + ["logs"])
+        [os.path.basename(made[i][k]) for i in (0, 2) for k in ("path", "globals_path", "manifest_path")] + ["logs"])
     assert len(os.listdir(os.path.join(dest, "logs"))) == 3
     again = prune(dict(path=dest, keep_last=2), run_as="postgres")
     assert again["changed"] is False
@@ -397,3 +408,67 @@ def test_real_backups(cluster, workdir):
     run, result = info(dict(path=dest), run_as="postgres", max_days=8)
     assert run.rc == 0 and result["count"] == 1
     assert json.dumps(result)  # plain JSON all the way
+
+
+# --- a wrong clock, companion files, directories others can change -----------------------------
+
+def test_a_backup_dated_in_the_future_never_displaces_todays(rootdir):
+    """A clock that ran three years ahead once: that backup is kept and reported, and counts for
+    nothing - not as the newest good backup, not for keep_last."""
+    now = datetime.datetime.now(UTC)
+    future = write_backup(rootdir, now + datetime.timedelta(days=1096))
+    today = write_backup(rootdir, now - datetime.timedelta(hours=1))
+    older = write_backup(rootdir, now - datetime.timedelta(days=3))
+    run, result = info(dict(path=rootdir), max_days=8)
+    assert run.rc == 0
+    assert result["newest_good"]["name"] == today and result["future_count"] == 1
+    backups = by_name(result["backups"])
+    assert backups[future]["future"] is True and backups[future]["age_days"] < -1095
+    assert backups[today]["future"] is False
+    assert len(result["anomalies"]) == 1 and future in result["anomalies"][0] and "clock" in result["anomalies"][0]
+    pruned = prune(dict(path=rootdir, keep_last=1))
+    kept = dict((os.path.basename(e["path"]), e["rule"]) for e in pruned["kept"])
+    assert kept == {future: "future_dated", today: "keep_last"}
+    assert [os.path.basename(e["path"]) for e in pruned["removed"]] == [older]
+    assert listing(rootdir) == sorted([future, future + ".manifest.json", today, today + ".manifest.json"])
+
+
+def test_role_definitions_go_with_their_backup_and_orphans_are_removed(rootdir):
+    now = datetime.datetime.now(UTC)
+    keep = write_backup(rootdir, now - datetime.timedelta(hours=1))
+    old = write_backup(rootdir, now - datetime.timedelta(days=3))
+    for name in (keep, old):
+        write_file(rootdir, name + ".globals.sql", b"CREATE ROLE lift_admin;\n")
+    orphan = write_file(rootdir, "%s_backup_%s.sql.globals.sql" % (PREFIX, stamp(now - datetime.timedelta(days=9))))
+    run, result = info(dict(path=rootdir))
+    assert by_name(result["backups"])[keep]["globals_path"] == os.path.join(rootdir, keep + ".globals.sql")
+    assert result["orphan_globals"] == [os.path.join(rootdir, orphan)]
+    pruned = prune(dict(path=rootdir, keep_last=1))
+    assert dict((os.path.basename(e["path"]), e["rule"]) for e in pruned["removed"]) == {
+        old: "not_selected", orphan: "orphan_globals"}
+    assert listing(rootdir) == sorted([keep, keep + ".globals.sql", keep + ".manifest.json"])
+
+
+def test_root_trusts_no_directory_another_user_can_change(workdir, rootdir):
+    """root runs these modules; a directory the postgres OS user (or anyone but root) owns, or one
+    that group or others may write, could have its backups replaced under root's feet."""
+    now = datetime.datetime.now(UTC)
+    theirs = os.path.join(workdir, "backups")  # postgres-owned, as the database host's
+    os.mkdir(theirs)
+    write_backup(theirs, now)
+    for module in ("prune", "info"):
+        args = dict(path=theirs, keep_last=1) if module == "prune" else dict(path=theirs)
+        if module == "prune":
+            result = prune(args, expect_ok=False)
+        else:
+            result = info(args)[1]
+        assert result["failed"] and "belongs to postgres, not to root" in result["msg"]
+    shared = os.path.join(rootdir, "shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o777)
+    write_backup(shared, now)
+    refused = prune(dict(path=shared, keep_last=1), expect_ok=False)
+    assert "is writable by group and others (mode 0777)" in refused["msg"] and "nothing was removed" in refused["msg"]
+    # warn: goes on, and says so.
+    warned = prune(dict(path=shared, keep_last=1, directory_checks="warn"))
+    assert any("cannot be trusted" in w for w in warned["warnings"])

@@ -150,6 +150,9 @@ def test_selective_restore_names_unknown_tables(cluster, workdir):
     cluster.psql("CREATE TABLE lift_simulator.extra (id int)", database=db)
     missing = restore(cluster, made["path"], database=db, tables=["lift_simulator.nope"], expect_ok=False)
     assert 'table "lift_simulator.nope" does not exist in the target database' in missing["msg"]
+    assert "The backup has: lift_simulator.flyway_schema_history, lift_simulator.lift_system, " in missing["msg"]
+    unqualified = restore(cluster, made["path"], database=db, tables=["lift_system"], expect_ok=False)
+    assert "with its schema" in unqualified["msg"] and "Did you mean lift_simulator.lift_system?" in unqualified["msg"]
     for path in (made["path"], bare):
         result = restore(cluster, path, database=db, tables=["lift_simulator.extra"], expect_ok=False)
         assert "the backup has no table lift_simulator.extra; it has: " in result["msg"]
@@ -318,7 +321,8 @@ def test_verify_passes_good_backups_at_both_levels(cluster, backups, kind):
     before = databases(cluster)
     full = verify(cluster, backups[kind]["path"], level="restore")
     assert full["row_counts"] == backups[kind]["row_counts"]
-    assert "all 15 checks passed" in full["msg"]
+    # sha256, manifest, role definitions, structure, ... : all real checks, none skipped.
+    assert "all 16 checks passed" in full["msg"]
     assert full["scratch_database"] not in databases(cluster) and databases(cluster) == before
 
 

@@ -60,7 +60,8 @@ def test_success_backup_verification_log_metrics_retention(layout, workdir, clus
     assert manifest["sha256"] == checksums.sha256_file(path)[0]
     assert os.stat(path).st_uid == pwd.getpwnam("postgres").pw_uid and os.stat(path).st_mode & 0o777 == 0o600
     # Retention with keep_last 2: the new backup and the newest old one stay, the two older go.
-    assert sorted(job.backups()) == sorted([name, name + ".manifest.json", old[2], old[2] + ".manifest.json"])
+    assert sorted(job.backups()) == sorted([name, name + ".globals.sql", name + ".manifest.json", old[2],
+                                            old[2] + ".manifest.json"])
     # One log for the run: the backup module's lines, then verification, retention, metrics, result.
     assert job.log_files() == [name[:-len(".sql")] + ".log"]
     text = job.read_log(os.path.join(job.logs, job.log_files()[0]))
@@ -156,7 +157,7 @@ def test_a_run_refuses_or_waits_while_another_holds_the_lock(layout, workdir, cl
         os.close(fd)  # the "running job" ends
     out, err = waiting.communicate(timeout=300)
     assert waiting.returncode == 0, seen + out + err
-    assert "after waiting" in out and len(job.backups()) == 2
+    assert "after waiting" in out and len(job.backups()) == 3  # backup, role definitions, manifest
 
 
 def test_two_runs_started_together_never_dump_at_once(layout, workdir, cluster):

@@ -169,7 +169,7 @@ def log_of(job, outcome_text):
 
 
 def new_backup(job, before):
-    made = [n for n in job.backups() if n not in before and not n.endswith(".manifest.json")]
+    made = [n for n in job.backups() if n not in before and not n.endswith((".manifest.json", ".globals.sql"))]
     assert len(made) == 1, made
     return made[0]
 

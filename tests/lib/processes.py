@@ -40,11 +40,16 @@ def parent(pid):
     return None
 
 
+def version_probe(pid):
+    """A ``<program> -V`` run (pg_dumpall checks its pg_dump that way), not real work."""
+    return any(arg in (b"-V", b"--version") for arg in cmdline(pid))
+
+
 def find(program, database=None):
     """Pids of ``program`` (by comm) working on ``database`` (PGDATABASE in its environment)."""
     found = []
     for pid in pids():
-        if comm(pid) != program:
+        if comm(pid) != program or version_probe(pid):
             continue
         if database is None or b"PGDATABASE=" + database.encode() in environ(pid):
             found.append(pid)

@@ -67,6 +67,7 @@ METRICS = (
     ("last_duration_seconds", "Duration in seconds of the last backup run, success or failure."),
     ("last_success_timestamp_seconds", "Unix time at which the last verified backup was completed (0: none yet)."),
     ("last_size_bytes", "Size in bytes of the last verified backup (0: none yet)."),
+    ("future_dated_backups", "Backups dated after the time of the last run (a clock was wrong): alert when above 0."),
 )
 
 # key: (type, default, help). Types: str, path (absolute), int (>= 0), posint (>= 1), bool,
@@ -86,8 +87,13 @@ SETTINGS = (
     ("timezone", ("utc", "local"), "utc", "time zone of the time in the backup name"),
     ("bin_dir", "path?", None, "directory of pg_dump and pg_restore (default: the newest installed)"),
     ("check_free_space", "bool", True, "refuse to start when the estimated dump does not fit"),
-    ("lock_wait_timeout", "str?", None, "pg_dump --lock-wait-timeout"),
+    ("lock_wait_timeout", "str?", "120s", "pg_dump --lock-wait-timeout (null: wait without limit)"),
+    ("stall_timeout", "int", 300, "seconds the dump may make no progress before it is stopped (0: never)"),
+    ("directory_checks", ("strict", "warn"), "strict",
+     "refuse (strict) or only warn about a dest_dir or log_dir that another local user could change"),
     ("app_schema", "str", "lift_simulator", "the application's schema (manifest checklist)"),
+    ("role_definitions", "bool", True, "write the cluster's role definitions beside each backup (<backup>.globals.sql)"),
+    ("role_passwords", "bool", False, "keep the roles' password verifiers in them (needs a superuser login)"),
     ("login_host", "str?", None, "server host for TCP (default: the local socket)"),
     ("login_port", "posint", 5432, "server port"),
     ("login_user", "str?", None, "login role (default: the OS user's name, e.g. postgres with peer auth)"),
@@ -463,7 +469,7 @@ def _number(value):
     return repr(float(value))
 
 
-def render_metrics(labels, success, finished, duration, verified_size=None, previous_text=""):
+def render_metrics(labels, success, finished, duration, verified_size=None, previous_text="", future_dated=0):
     """The textfile of a run.
 
     ``labels`` is a list of (name, value); ``finished`` a Unix time; ``verified_size`` the size of
@@ -482,6 +488,7 @@ def render_metrics(labels, success, finished, duration, verified_size=None, prev
         "last_duration_seconds": round(duration, 3),
         "last_success_timestamp_seconds": round(last_success, 3),
         "last_size_bytes": int(last_size),
+        "future_dated_backups": int(future_dated),
     }
     lines = []
     for name, text in METRICS:
@@ -496,7 +503,7 @@ def metric_labels(settings):
     return [("database", settings["database"]), ("backup_job", settings["name"])]
 
 
-def write_metrics(settings, success, finished, duration, verified_size):
+def write_metrics(settings, success, finished, duration, verified_size, future_dated=0):
     path = metrics_path(settings)
     if path is None:
         return None
@@ -506,7 +513,8 @@ def write_metrics(settings, success, finished, duration, verified_size):
             previous = handle.read(1024 * 1024)
     except OSError:
         pass
-    text = render_metrics(metric_labels(settings), success, finished, duration, verified_size, previous)
+    text = render_metrics(metric_labels(settings), success, finished, duration, verified_size, previous,
+                          future_dated)
     # Readable by node_exporter; replaced atomically (a hidden temporary node_exporter ignores).
     return atomic_files.write_file_atomic(settings["metrics_dir"], os.path.basename(path), text, mode=0o644,
                                           replace=True)
@@ -654,7 +662,9 @@ def backup_request(settings, params):
         jobs=settings["jobs"], name_template=settings["name_template"], timezone=settings["timezone"],
         bin_dir=settings["bin_dir"], check_free_space=settings["check_free_space"],
         lock_wait_timeout=settings["lock_wait_timeout"], log_dir=settings["log_dir"],
-        app_schema=settings["app_schema"])
+        app_schema=settings["app_schema"], directory_checks=settings["directory_checks"],
+        stall_timeout=settings["stall_timeout"], role_definitions=settings["role_definitions"],
+        role_passwords=settings["role_passwords"])
 
 
 def retention_rules(settings):
@@ -697,7 +707,7 @@ def wait_for_a_free_name(request):
 
 def verify(result, settings, log):
     """The quick verification of the backup just written; returns (checks, problem or None)."""
-    backup = backup_files.inspect(result["path"])
+    backup = backup_files.inspect(result["path"], settings["directory_checks"])
     pg_restore = None
     if backup.format != "plain":
         bin_dir = settings["bin_dir"] or os.path.dirname(result["pg_dump_path"])
@@ -717,7 +727,13 @@ def apply_retention(settings, result, log):
         settings["dest_dir"], retention_rules(settings), database=settings["database"],
         include_legacy=settings["include_legacy"], verify_checksums=settings["verify_checksums"],
         legacy_tz=None if settings["legacy_timezone"] == "local" else datetime.timezone.utc,
-        protect=[result["name"], os.path.basename(result["manifest_path"])])
+        protect=[result["name"], os.path.basename(result["manifest_path"])],
+        directory_checks=settings["directory_checks"])
+    for warning in outcome.warnings:
+        log.add("warning: %s" % warning)
+    for candidate in outcome.plan.future_dated:
+        log.add("retention: WARNING: %s is dated in the future (%s): a clock is wrong; it is kept and counts for "
+                "nothing until its time has come" % (candidate.name, candidate.time.strftime("%Y-%m-%dT%H:%M:%SZ")))
     for decision in outcome.plan.kept:
         log.add("retention: kept %s (%s)" % (decision.name, decision.rule))
     for decision in outcome.removed:
@@ -964,7 +980,9 @@ def _locked_run(settings, log, reporter, started, started_wall):
     finished = time.time()
     verified_size = outcome.result["size_bytes"] if outcome.verified else None
     try:
-        outcome.metrics_path = write_metrics(settings, outcome.success, finished, duration, verified_size)
+        future_dated = len(outcome.pruned.plan.future_dated) if outcome.pruned is not None else 0
+        outcome.metrics_path = write_metrics(settings, outcome.success, finished, duration, verified_size,
+                                             future_dated)
         if outcome.metrics_path:
             log.add("metrics written to %s" % outcome.metrics_path)
     except OSError as exc:

@@ -188,6 +188,8 @@ def test_restrict_lines_must_be_where_pg_dump_writes_them():
     assert "meta-command" in refused(DUMP.replace(b"\\restrict AbC123\n\n", b"") .replace(b"SELECT pg_catalog.setval(",
                                                                                           b"\\restrict AbC123\nSELECT pg_catalog.setval(", 1))
     assert "content after" in refused(DUMP + b"SELECT 1;\n")
+    # pg_dumpall writes its trailer comment after \unrestrict.
+    assert plain_dump.validate(io.BytesIO(DUMP + b"--\n-- PostgreSQL database cluster dump complete\n--\n"))
     without = DUMP.replace(b"\\restrict AbC123\n", b"").replace(b"\\unrestrict AbC123\n", b"")
     assert plain_dump.validate(io.BytesIO(without))["restrict"] is False
 

@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_load
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import cluster_admin
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import loader_role
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import table_restore
@@ -156,7 +157,7 @@ def test_first_error_keeps_detail_and_hint():
 
 
 def test_conninfo_dbname_quotes_everything():
-    assert backup_load.conninfo_dbname("a'b\\c d=e") == "dbname='a\\'b\\\\c d=e'"
+    assert pg_connection.conninfo_dbname("a'b\\c d=e") == "dbname='a\\'b\\\\c d=e'"
 
 
 def test_derived_names_fit_postgresql_limit():

@@ -68,8 +68,9 @@ def test_check_mode_lists_and_removes_nothing(tmp_path):
 
 
 def test_protected_names_stop_everything_before_any_removal(tmp_path):
-    # A backup dated in the future makes the one just written look older than it is.
-    future = backup(tmp_path, -3)
+    # A backup dated a few minutes ahead (within the clock tolerance) makes the one just written
+    # look older than it is.
+    future = backup(tmp_path, -5.0 / 1440)
     current = backup(tmp_path, 0)
     older = backup(tmp_path, 5)
     before = sorted(os.listdir(str(tmp_path)))
@@ -78,6 +79,18 @@ def test_protected_names_stop_everything_before_any_removal(tmp_path):
     assert current in str(info.value) and "nothing was removed" in str(info.value)
     assert sorted(os.listdir(str(tmp_path))) == before
     assert future in before and older in before
+
+
+def test_a_backup_dated_days_in_the_future_never_displaces_the_current_one(tmp_path):
+    future = backup(tmp_path, -3)
+    current = backup(tmp_path, 0)
+    older = backup(tmp_path, 5)
+    outcome = apply_retention(str(tmp_path), retention.Rules(keep_last=1), now=NOW, protect=[current])
+    kept = dict((d.name, d.rule) for d in outcome.plan.kept)
+    assert kept[future] == retention.FUTURE_DATED and current in kept
+    assert outcome.plan.newest_good.name == current
+    assert [d.name for d in outcome.removed] == [older]
+    assert [c.name for c in outcome.plan.future_dated] == [future]
 
 
 def test_missing_directory_and_not_a_directory(tmp_path):

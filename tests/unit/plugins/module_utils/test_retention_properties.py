@@ -46,7 +46,8 @@ def candidate_sets(draw):
 
 
 def good_newest_first(candidates):
-    return [c for c in rt.newest_first(candidates) if c.good]
+    """The good backups that count: those not dated in the future (a wrong clock)."""
+    return [c for c in rt.newest_first(candidates) if c.good and not rt.is_future(c, NOW)]
 
 
 @SETTINGS
@@ -69,6 +70,19 @@ def test_the_newest_good_backup_and_keep_last_are_always_kept(candidates, rules)
         assert plan.newest_good is good[0]
     for candidate in good[:rules.keep_last]:
         assert candidate.name in kept
+
+
+@SETTINGS
+@given(candidate_sets(), rules_strategy)
+def test_backups_dated_in_the_future_are_kept_and_displace_nothing(candidates, rules):
+    plan = rt.plan(candidates, rules, NOW)
+    future = set(c.name for c in candidates if rt.is_future(c, NOW))
+    assert future <= set(d.name for d in plan.kept if d.rule == rt.FUTURE_DATED)
+    without = rt.plan([c for c in candidates if c.name not in future], rules, NOW)
+
+    def decided(result):
+        return sorted((d.name, d.keep, d.rule) for d in result.kept + result.removed if d.name not in future)
+    assert decided(plan) == decided(without)
 
 
 @SETTINGS
