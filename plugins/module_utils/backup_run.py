@@ -23,6 +23,7 @@ import threading
 import time
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_reuse
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
@@ -62,7 +63,8 @@ class BackupRequest(object):
                  jobs=None, name_template=naming.DEFAULT_NAME_TEMPLATE, timezone="utc", bin_dir=None,
                  check_free_space=True, lock_wait_timeout=DEFAULT_LOCK_WAIT_TIMEOUT, log_dir=None,
                  app_schema=checklist.DEFAULT_APP_SCHEMA, directory_checks=path_trust.STRICT,
-                 stall_timeout=DEFAULT_STALL_TIMEOUT, role_definitions=True, role_passwords=False):
+                 stall_timeout=DEFAULT_STALL_TIMEOUT, role_definitions=True, role_passwords=False,
+                 reuse_max_age_s=None):
         self.connection = connection
         self.dest_dir = os.path.abspath(dest_dir)
         self.format = fmt
@@ -82,6 +84,7 @@ class BackupRequest(object):
         self.stall_timeout = stall_timeout
         self.role_definitions = role_definitions
         self.role_passwords = role_passwords
+        self.reuse_max_age_s = reuse_max_age_s
 
     def validate(self):
         if self.format not in naming.FORMATS:
@@ -184,6 +187,11 @@ def run_backup(request, check_mode=False, progress=None, log=None):
                 # The snapshot's own queries (table sizes, row counts) wait no longer than pg_dump does.
                 cur.execute("SET LOCAL lock_timeout = %s", (request.lock_wait_timeout,))
             version_num, version_text = pg_catalog.server_version(cur)
+            identifier = backup_reuse.system_identifier(cur)
+            if request.reuse_max_age_s:
+                reused = _reuse(request, identifier, result, log)
+                if reused is not None:
+                    return reused
             cur.execute("SELECT pg_export_snapshot()")
             snapshot = cur.fetchone()[0]
             tables = pg_catalog.dumped_tables(cur)
@@ -269,7 +277,8 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         database=params.database,
         host=socket.getfqdn(),
         server={"host": params.host or "local socket", "port": params.login_port,
-                "version": result["server_version"], "version_num": version_num},
+                "version": result["server_version"], "version_num": version_num,
+                "system_identifier": identifier},
         pg_dump_version=result["pg_dump_version"],
         format=request.format,
         compression=request.compression,
@@ -312,6 +321,27 @@ def run_backup(request, check_mode=False, progress=None, log=None):
                 % (path, stream.size, stream.sha256, duration, len(counter.counts),
                    sum(counter.counts.values())), "")
     return result
+
+
+def _reuse(request, identifier, result, log):
+    """The result for a reusable recent backup (backup_reuse.py), or None to take a new one."""
+    found, passed_over = backup_reuse.find(request.dest_dir, request.connection.database, identifier,
+                                           request.reuse_max_age_s)
+    for text in passed_over:
+        log.add("not reused: %s" % text)
+    if found is None:
+        result["reuse_passed_over"] = passed_over
+        return None
+    log.add("reused %s instead of taking a new backup" % found["path"])
+    return dict(result, path=found["path"], manifest_path=found["manifest_path"], name=found["backup_name"],
+                stem=found["backup_name"], format=found["format"], compression=found["compression"],
+                compression_level=found.get("compression_level"), size_bytes=found["size_bytes"],
+                sha256=found["sha256"], row_counts=found["row_counts"], flyway_version=found.get("flyway_version"),
+                started_at=found["started_at"], finished_at=found["finished_at"], duration_s=0.0,
+                server_version=found["server"]["version"], pg_dump_version=found["pg_dump_version"],
+                globals_path=(os.path.join(request.dest_dir, found["globals"]["name"])
+                              if found.get("globals") else None),
+                roles=found.get("roles"), reused=True, changed=False, reuse_passed_over=passed_over)
 
 
 def _trust_paths(request):

@@ -18,15 +18,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
-import hashlib
-import hmac
 import os
 import secrets
 import socket
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import scram
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
     DatabaseError, PgError, pg_sql, quote_for_message)
 
@@ -36,19 +34,6 @@ DEFAULT_LOAD_HOST = "127.0.0.1"
 
 class LoaderError(Exception):
     pass
-
-
-def scram_verifier(password, salt=None, iterations=4096):
-    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677)."""
-    salt = salt if salt is not None else os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
-    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, _b64(salt), _b64(stored_key), _b64(server_key))
-
-
-def _b64(data):
-    return base64.b64encode(data).decode("ascii")
 
 
 def loader_params(base, role, password, load_host=None):
@@ -103,7 +88,7 @@ def create(admin, member_of, base, load_host=None):
             bookkeeping.put_role_sql(name, socket.gethostname(), os.getpid()),
             pg_sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT "
                        "PASSWORD {} VALID UNTIL {}").format(
-                role, pg_sql.Literal(scram_verifier(password)), pg_sql.Literal(valid_until)),
+                role, pg_sql.Literal(scram.verifier(password)), pg_sql.Literal(valid_until)),
             pg_sql.SQL("COMMENT ON ROLE {} IS {}").format(role, pg_sql.Literal(
                 "lift_simulator.postgresql: loads a restore with the rights of %s; dropped when the restore ends"
                 % member_of)),

@@ -38,7 +38,8 @@ def _owner_name(uid):
 
 def _problem(path, st, uid, final):
     if st.st_uid not in (0, uid):
-        return "%s belongs to %s, not to root or %s" % (path, _owner_name(st.st_uid), _owner_name(uid))
+        return "%s belongs to %s, not to root%s" % (
+            path, _owner_name(st.st_uid), "" if uid == 0 else " or " + _owner_name(uid))
     writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     if writable and (final or not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX)):
         return "%s is writable by %s (mode %04o)" % (path, "group and others" if writable == (
@@ -101,8 +102,9 @@ def check(paths, mode=STRICT, what="backup"):
             found.extend(problems(path))
     if not found:
         return []
-    message = ("%s cannot be trusted: %s. Another user could replace what is read from there; fix the owner "
-               "and mode (for example chown postgres and chmod 0700 the directory), or set "
+    message = ("%s cannot be trusted: %s. Another user could replace what is read from there. Run the module "
+               "as the user who owns the backups (become_user: postgres), or make every directory on the way "
+               "belong to root or to that user with no write access for group and others (chmod 0700), or set "
                "directory_checks: warn to go on anyway" % (what, "; ".join(found)))
     if mode == STRICT:
         raise UntrustedPathError(message)

@@ -121,6 +121,15 @@ options:
         per system) counted in the dumped snapshot, for verification to compare.
     type: str
     default: lift_simulator
+  reuse_max_age_minutes:
+    description:
+      - Reuse the newest good backup in O(dest_dir) that is younger than this many minutes instead of
+        taking a new one (RV(reused), C(changed=false)) - but only one that is provably of this database
+        as it is now on this machine - its manifest names this database, this host and this server's
+        system identifier (which a new or re-initialised cluster changes), and its size and sha256
+        are as recorded. A backup another host left in a shared directory is never reused.
+        C(playbooks/migrate.yml) uses it (C(migrate_reuse_backup)).
+    type: int
   role_definitions:
     description:
       - Also write the cluster's role definitions (C(pg_dumpall --globals-only)) beside the backup, as
@@ -212,6 +221,15 @@ manifest_path:
   returned: always
   type: str
   sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.manifest.json
+reused:
+  description: Whether a recent backup was reused instead of taking one (O(reuse_max_age_minutes)).
+  returned: always
+  type: bool
+reuse_passed_over:
+  description: With O(reuse_max_age_minutes), recent good backups that were not reused, and why (another host, database or server).
+  returned: when reuse_max_age_minutes is set
+  type: list
+  elements: str
 globals_path:
   description: The role definitions written beside the backup (O(role_definitions)), or null.
   returned: success and not check mode
@@ -318,6 +336,7 @@ def main():
         lock_wait_timeout=dict(type="str", default="120s"),
         stall_timeout=dict(type="int", default=300),
         role_definitions=dict(type="bool", default=True),
+        reuse_max_age_minutes=dict(type="int"),
         role_passwords=dict(type="bool", default=False),
         log_dir=dict(type="path"),
         app_schema=dict(type="str", default="lift_simulator"),
@@ -343,12 +362,15 @@ def main():
         stall_timeout=p["stall_timeout"],
         role_definitions=p["role_definitions"],
         role_passwords=p["role_passwords"],
+        reuse_max_age_s=p["reuse_max_age_minutes"] * 60 if p["reuse_max_age_minutes"] else None,
     )
     try:
         result = run_backup(request, check_mode=module.check_mode)
     except BackupError as exc:
         module.fail_json(msg=str(exc), stderr_tail=exc.stderr or "", log_path=exc.log_path)
-    module.exit_json(changed=True, **result)
+    result.setdefault("changed", True)
+    result.setdefault("reused", False)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

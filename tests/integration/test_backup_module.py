@@ -11,6 +11,7 @@ __metaclass__ = type
 import hashlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 
 import processes
 
-from pglab import LIFT_ADMIN_PASSWORD, SUPERUSER_PASSWORD, load_fixture, postgres_owned_dir, run_playbook
+from pglab import LIFT_ADMIN_PASSWORD, SUPERUSER_PASSWORD, load_fixture, own_cluster, postgres_owned_dir, run_playbook
 from helpers import backup, listing, restore_with_bare_tools, sha256_file
 from pgcompare import fingerprint, row_counts
 
@@ -162,6 +163,9 @@ def test_backup_playbook_with_password_auth_fetches_and_never_shows_the_password
     assert name.endswith(".sql.zst")
     assert backups == [name, name + ".globals.sql", name + ".manifest.json", "logs"]
     assert listing(fetch_dir) == sorted([name, name + ".globals.sql", name + ".manifest.json"])
+    # Private on the controller too: a 0700 directory, 0600 files.
+    assert stat.S_IMODE(os.stat(fetch_dir).st_mode) == 0o700
+    assert [stat.S_IMODE(os.stat(os.path.join(fetch_dir, n)).st_mode) for n in listing(fetch_dir)] == [0o600] * 3
     with open(os.path.join(fetch_dir, name + ".manifest.json")) as handle:
         manifest = json.load(handle)
     assert sha256_file(os.path.join(fetch_dir, name)) == manifest["sha256"]
@@ -175,6 +179,35 @@ def test_backup_playbook_with_password_auth_fetches_and_never_shows_the_password
                     everything.append(handle.read().decode("utf-8", "replace"))
     for text in everything:
         assert LIFT_ADMIN_PASSWORD not in text
+
+
+def test_reuse_takes_only_a_recent_backup_of_this_host_and_server(cluster, workdir):
+    """What migrate.yml relies on: a backup of another host, or of another server, in the same
+    directory is never reused in this one's place."""
+    dest = os.path.join(workdir, "b")
+    made = backup(cluster, dest, format="custom")
+    again = backup(cluster, dest, format="custom", reuse_max_age_minutes=60)
+    assert again["reused"] is True and again["changed"] is False and again["path"] == made["path"]
+    assert again["sha256"] == made["sha256"] and again["row_counts"] == made["row_counts"]
+    # The same files, said to come from another host: passed over, a new backup is taken.
+    with open(made["manifest_path"]) as handle:
+        manifest = json.load(handle)
+    manifest["host"] = "lift-prov-d12.example"
+    with open(made["manifest_path"], "w") as handle:
+        json.dump(manifest, handle)
+    fresh = backup(cluster, dest, format="custom", reuse_max_age_minutes=60)
+    assert fresh["reused"] is False and fresh["changed"] is True and fresh["path"] != made["path"]
+    assert any("made on lift-prov-d12.example" in r for r in fresh["reuse_passed_over"])
+    # Another server (another system identifier) with the same database name: passed over too.
+    with own_cluster(size_mb=1, seed=2) as other:
+        foreign = backup(other, os.path.join(workdir, "other"), format="custom")
+    shutil.copy(foreign["path"], dest)
+    shutil.copy(foreign["manifest_path"], dest)
+    for copied in (foreign["path"], foreign["manifest_path"]):
+        shutil.chown(os.path.join(dest, os.path.basename(copied)), "postgres")
+    latest = backup(cluster, dest, format="custom", reuse_max_age_minutes=60)
+    assert latest["reused"] is True and latest["path"] == fresh["path"]
+    assert any("server system identifier" in r for r in latest["reuse_passed_over"])
 
 
 def test_check_mode_reports_the_path_and_writes_nothing(cluster, workdir):

@@ -14,10 +14,10 @@ import pytest
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_load
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import cluster_admin
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import loader_role
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import scram
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import table_restore
 
 from test_plain_dump import DUMP
@@ -199,10 +199,21 @@ def test_list_settings_are_set_element_by_element():
     assert repr(cluster_admin.setting_value_sql("search_path", '"broken')) == "Literal('\"broken')"
 
 
+# Made by PostgreSQL 15 for this password (CREATE ROLE ... PASSWORD '...').
+STORED = ("SCRAM-SHA-256$4096:aGXzkQ1MDqOeM1GYxhUHhA==$wEYtpxYHR9nFYFf/sIgJgU0r/efthuULmvhyUEFTlhQ=:"
+          "L5Vxiojf9hD2A6tuVQw6lLJylo6SFS/RwCcNWoKYf0E=")
+
+
 def test_the_scram_verifier_is_the_one_postgresql_computes():
-    # Made by PostgreSQL 15 for this password (CREATE ROLE ... PASSWORD '...').
-    stored = ("SCRAM-SHA-256$4096:aGXzkQ1MDqOeM1GYxhUHhA==$wEYtpxYHR9nFYFf/sIgJgU0r/efthuULmvhyUEFTlhQ=:"
-              "L5Vxiojf9hD2A6tuVQw6lLJylo6SFS/RwCcNWoKYf0E=")
-    salt = base64.b64decode(stored.split("$")[1].split(":")[1])
-    assert loader_role.scram_verifier("correct horse battery staple", salt=salt) == stored
-    assert loader_role.scram_verifier("x") != loader_role.scram_verifier("x")  # a new salt each time
+    salt = base64.b64decode(STORED.split("$")[1].split(":")[1])
+    assert scram.verifier("correct horse battery staple", salt=salt) == STORED
+    assert scram.verifier("x") != scram.verifier("x")  # a new salt each time
+
+
+def test_a_stored_verifier_is_kept_only_for_its_own_password():
+    assert scram.matches(STORED, "correct horse battery staple")
+    assert not scram.matches(STORED, "correct horse battery stapler")
+    assert not scram.matches("md5" + "0" * 32, "x") and not scram.matches(None, "x")
+    assert scram.for_password("correct horse battery staple", STORED) == STORED
+    other = scram.for_password("another one", STORED)
+    assert other != STORED and scram.matches(other, "another one")
