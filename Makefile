@@ -9,7 +9,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 COLLECTION_LINK := .cache/collections/ansible_collections/lift_simulator/postgresql
-export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# make runs the lab (demo, demo-down) and the tests: the lab's configuration. Your own runs use
+# ansible.cfg (no inventory, host-key checking on) with -i.
+export ANSIBLE_CONFIG := $(CURDIR)/lab/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 export PATH := $(BIN):$(PATH)
 export PY_COLORS := 0

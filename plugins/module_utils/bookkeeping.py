@@ -56,14 +56,20 @@ class Record(object):
         self.exists = exists
 
 
+def present(admin):
+    """Whether the schema and its tables are there (a cluster no restore has run on yet has none:
+    reading it then finds nothing, and check mode creates nothing)."""
+    return admin.query("SELECT to_regclass('lift_simulator_postgresql.roles') IS NOT NULL")[0][0]
+
+
 def ensure(admin):
     """Create the schema and its tables when missing (two runs at once: one wins, both go on)."""
-    if admin.query("SELECT to_regclass('lift_simulator_postgresql.roles') IS NOT NULL")[0][0]:
+    if present(admin):
         return
     try:
         admin.in_transaction([pg_sql.SQL(statement) for statement in _DDL])
     except DatabaseError:
-        if not admin.query("SELECT to_regclass('lift_simulator_postgresql.roles') IS NOT NULL")[0][0]:
+        if not present(admin):
             raise
 
 
@@ -95,6 +101,8 @@ def forget_database(admin, oid):
 def databases(admin, for_database=None, kinds=KINDS):
     """Recorded databases, newest record first. ``exists`` is true when a database with that oid
     still has that name; records of databases that are gone are deleted on the way."""
+    if not present(admin):
+        return []
     rows = admin.query(
         "SELECT b.database_oid, b.database_name, b.kind, b.for_database, b.seq, b.record, "
         "EXISTS (SELECT 1 FROM pg_database d WHERE d.oid = b.database_oid AND d.datname = b.database_name) "
@@ -128,4 +136,6 @@ def forget_role_sql(name):
 
 def roles(admin):
     """Names of the transient roles recorded (whether or not they still exist)."""
+    if not present(admin):
+        return []
     return [r[0] for r in admin.query("SELECT role_name FROM lift_simulator_postgresql.roles ORDER BY created_at")]

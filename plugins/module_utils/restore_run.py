@@ -73,6 +73,14 @@ def derived_name(base, kind, stamp):
     return base + suffix
 
 
+def is_staging_name(database, name):
+    """Whether ``name`` has the shape of a staging database that the stage phase makes for ``database``."""
+    stamp = timestamp()
+    prefix = derived_name(database, "staging", stamp)[:-len(stamp)]
+    rest = name[len(prefix):] if name.startswith(prefix) else ""
+    return len(rest) == len(stamp) and rest.isdigit()
+
+
 def keep_previous_count(value):
     """``keep_previous`` as a number of previous databases: true is 1, false is 0."""
     if isinstance(value, bool):
@@ -93,9 +101,10 @@ class RestoreRequest(object):
                  keep_previous=1, force=False, jobs=1, bin_dir=None, tables=None, truncate=False, checks=None,
                  app_schema=checklist.DEFAULT_APP_SCHEMA, maintenance_db="postgres", phase="full",
                  staging_database=None, load_as="owner", load_host=None, privileges="keep", lock_timeout=60,
-                 directory_checks="strict", stall_timeout=300, create_roles=True):
+                 directory_checks="strict", stall_timeout=300, create_roles=True, rollback_to="newest"):
         self.connection = connection
         self.phase = phase
+        self.rollback_to = rollback_to
         self.staging_database = staging_database
         self.backup_path = backup_path
         self.database = database
@@ -185,7 +194,7 @@ def drop_stale(admin, for_database, kinds=("staging", "staged", "verify")):
     ``staged`` databases are left on purpose between the two phases of a restore; only a
     restore (not a verification) treats them as leftovers."""
     dropped, warnings = [], []
-    if not admin.query("SELECT to_regclass('lift_simulator_postgresql.roles') IS NOT NULL")[0][0]:
+    if not bookkeeping.present(admin):
         return dropped, warnings
     for record in bookkeeping.databases(admin, for_database, kinds):
         if record.exists and admin.try_lock(record.name):
@@ -448,6 +457,8 @@ def run_restore(request, check_mode=False):
     started = time.monotonic()
     if request.phase == "swap":
         return _swap_phase(request, check_mode, started)
+    if request.phase == "rollback":
+        return _rollback_phase(request, check_mode, started)
     backup, admin, major = _open(request, check_mode)
     db = request.database
     result = dict(database=db, strategy=request.strategy, backup=backup.path, format=backup.format,
@@ -678,6 +689,16 @@ def _swap_phase(request, check_mode, started):
     admin = _connect(request)
     try:
         facts = admin.database(staging or "")
+        if facts is None and check_mode and is_staging_name(db, staging or ""):
+            # The stage phase in check mode names the database it would make; it does not exist.
+            live = admin.database(db)
+            result = dict(database=db, strategy=request.strategy, backup=request.backup_path,
+                          previous_database=derived_name(db, "pre_restore", timestamp()) if live is not None else None,
+                          staging_database=staging, downtime_s=0.0, changed=True, checks=[], warnings=[], tables=[],
+                          removed_previous=[], previous_dropped=False, sha256=None,
+                          msg="would swap in the database the stage phase would restore and check (%s) as %s"
+                          % (staging, db))
+            return _finish(result, started)
         record = bookkeeping.database(admin, facts["oid"], staging) if facts else None
         if record is None or record.kind != "staged" or record.for_database != db:
             raise RestoreError("%s is not a database staged for %s by the stage phase"
@@ -698,6 +719,62 @@ def _swap_phase(request, check_mode, started):
             raise RestoreError("%s is in use by another run" % quote_for_message(staging))
         wanted = _wanted_attributes(request, admin.attributes(db) if live is not None else None)
         _swap_in(request, admin, staging, facts["oid"], previous, record.record, wanted, result)
+        return _finish(result, started)
+    finally:
+        admin.close()
+
+
+def _rollback_phase(request, check_mode, started):
+    """Put a previous database (kept by an earlier swap) back in place of the live one, which is
+    kept in turn as ``<database>_pre_rollback_<time>``: the same renaming transaction as a swap,
+    so the application sees the same fraction of a second of downtime. Nothing is dropped."""
+    db = request.database
+    admin = _connect(request)
+    try:
+        previous = [r for r in bookkeeping.databases(admin, db, ("previous",)) if r.exists]
+        names = ", ".join(quote_for_message(r.name) for r in previous) or "none"
+        if request.rollback_to == "newest":
+            chosen = previous[0] if previous else None
+            if chosen is None:
+                raise RestoreError("there is no previous database of %s to roll back to (a swap restore keeps one "
+                                   "unless keep_previous is false); nothing was changed" % quote_for_message(db))
+        else:
+            chosen = next((r for r in previous if r.name == request.rollback_to), None)
+            if chosen is None:
+                raise RestoreError("%s is not a previous database of %s kept by a restore; the previous databases "
+                                   "are: %s. Nothing was changed" % (quote_for_message(request.rollback_to),
+                                                                     quote_for_message(db), names))
+        live = admin.database(db)
+        kept = derived_name(db, "pre_rollback", timestamp()) if live is not None else None
+        result = dict(database=db, strategy="rollback", backup=None, previous_database=kept,
+                      rolled_back_to=chosen.name, staging_database=None, downtime_s=0.0, changed=True, checks=[],
+                      warnings=[], tables=[], removed_previous=[], previous_dropped=False, sha256=None)
+        if check_mode:
+            result["msg"] = ("would rename %s to %s and %s to %s" % (db, kept, chosen.name, db) if kept
+                             else "would rename %s to %s" % (chosen.name, db))
+            return _finish(result, started)
+        try:
+            admin.lock_or_explain(db, "another restore of %s" % quote_for_message(db))
+        except ClusterError as exc:
+            raise RestoreError(str(exc))
+        if not admin.try_lock(chosen.name):
+            raise RestoreError("%s is in use by another run" % quote_for_message(chosen.name))
+        try:
+            # The database put back is live again: its "previous" record goes; the one it
+            # replaces becomes previous, so that a rollback of the rollback is possible too.
+            steps = [cluster_admin.rename_sql(chosen.name, db), cluster_admin.allow_sql(db, True),
+                     bookkeeping.forget_database_sql(chosen.oid)]
+            if live is not None:
+                steps.append(bookkeeping.put_database_sql(live["oid"], kept, "previous", db, {
+                    "replaced_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "replaced_by": "rollback to %s" % chosen.name}))
+                result["downtime_s"] = round(_swap_databases(admin, db, chosen.name, kept, steps), 4)
+            else:
+                admin.in_transaction(steps)
+        finally:
+            _unlock_quietly(admin, chosen.name)
+        kept_note = "; the replaced one is kept as %s" % kept if kept else ""
+        result["msg"] = "rolled back: %s is %s again%s" % (chosen.name, db, kept_note)
         return _finish(result, started)
     finally:
         admin.close()

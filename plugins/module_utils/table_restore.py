@@ -171,6 +171,7 @@ def restore_tables(conn, stream, requested, truncate=False, backup_tables=None, 
             order = dependency_order(list(targets), dict((k, t.references) for k, t in targets.items()))
             sequences = owned_sequences(cur, targets.values())
             if truncate:
+                _refuse_unselected_referrers(cur, targets)
                 cur.execute(pg_sql.SQL("TRUNCATE ONLY {}").format(pg_sql.SQL(", ").join(
                     ident(*key) for key in order)))
             loaded = _load(cur, plain_dump.PlainDumpReader(stream).events(), targets, order, sequences)
@@ -184,6 +185,26 @@ def restore_tables(conn, stream, requested, truncate=False, backup_tables=None, 
         except DatabaseError:
             pass
         raise
+
+
+def _refuse_unselected_referrers(cur, targets):
+    """TRUNCATE empties the selected tables only; a table outside the selection whose foreign key
+    points at one of them would keep rows that point at nothing, so PostgreSQL refuses. Name every
+    such table at once (PostgreSQL names one per attempt), before anything is emptied."""
+    cur.execute("SELECT DISTINCT quote_ident(rn.nspname) || '.' || quote_ident(r.relname), "
+                "quote_ident(tn.nspname) || '.' || quote_ident(t.relname) "
+                "FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid "
+                "JOIN pg_namespace rn ON rn.oid = r.relnamespace "
+                "JOIN pg_class t ON t.oid = c.confrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+                "WHERE c.contype = 'f' AND c.confrelid = ANY(%s::oid[]) AND NOT c.conrelid = ANY(%s::oid[]) "
+                "ORDER BY 1, 2", ([t.oid for t in targets.values()], [t.oid for t in targets.values()]))
+    referrers = cur.fetchall()
+    if referrers:
+        missing = sorted(set(r[0] for r in referrers))
+        raise TableRestoreError(
+            "truncate would empty tables that other tables refer to: %s. Add %s to tables (their data comes from "
+            "the backup too), or restore without truncate; nothing was changed"
+            % ("; ".join("%s references %s" % (a, b) for a, b in referrers), ", ".join(missing)))
 
 
 def _load(cur, events, targets, order, sequences):

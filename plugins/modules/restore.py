@@ -56,8 +56,8 @@ options:
   path:
     description:
       - The backup file (or directory-format folder) on the database host.
+      - Required unless O(phase=swap) or O(phase=rollback), which do not read a backup.
     type: path
-    required: true
     aliases: [ backup ]
   database:
     description: The database to restore.
@@ -125,12 +125,23 @@ options:
         already restored from this backup). V(swap) puts a staged database in place
         (O(staging_database) names it); it does not read the backup again.
       - A staged database that is never swapped in is dropped by the next restore of the same database.
+      - V(rollback) puts a previous database (one a swap kept, C(<database>_pre_restore_<time>); see
+        O(rollback_to)) back in place of the live one, in the same renaming transaction as a swap, and
+        keeps the live one as C(<database>_pre_rollback_<time>) (so a rollback can itself be rolled
+        back). Nothing is dropped and no backup is read.
     type: str
-    choices: [ full, stage, swap ]
+    choices: [ full, stage, swap, rollback ]
     default: full
   staging_database:
     description: With O(phase=swap), the database the stage phase returned.
     type: str
+  rollback_to:
+    description:
+      - With O(phase=rollback), the previous database to put back, by name, or V(newest) for the one
+        the latest swap kept. Only databases this collection recorded as previous ones of O(database) are
+        accepted; the error lists them.
+    type: str
+    default: newest
   create_roles:
     description:
       - A backup records the roles its objects refer to. When some that the restore needs do not
@@ -192,15 +203,25 @@ EXAMPLES = r"""
     path: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.zst
     strategy: create
 
-- name: Put back two tables' data from last week's custom backup
+- name: Put back the lift systems, their versions and everything that refers to them from last week's backup
   become: true
   become_user: postgres
   lift_simulator.postgresql.restore:
     path: /var/backups/lift_simulator/lift_simulator_backup_20261117_080002.dump
+    # With truncate, every table that references a selected one must be selected too.
     tables:
       - lift_simulator.lift_system
       - lift_simulator.lift_system_version
+      - lift_simulator.scenario
+      - lift_simulator.simulation_run
     truncate: true
+
+- name: Go back to the database the last swap replaced
+  become: true
+  become_user: postgres
+  lift_simulator.postgresql.restore:
+    database: lift_simulator
+    phase: rollback
 """
 
 RETURN = r"""
@@ -209,8 +230,13 @@ database:
   returned: always
   type: str
 previous_database:
-  description: Name the replaced database now has (swap), or null.
+  description: Name the replaced database now has (swap, or rollback), or null.
   returned: always
+  type: str
+  sample: lift_simulator_pre_restore_20261124083000
+rolled_back_to:
+  description: With O(phase=rollback), the previous database that is live again.
+  returned: with O(phase=rollback)
   type: str
   sample: lift_simulator_pre_restore_20261124083000
 previous_dropped:
@@ -232,7 +258,7 @@ staging_database:
   returned: always
   type: str
 strategy:
-  description: The strategy used (C(tables) for a selective restore).
+  description: The strategy used (C(rollback) for O(phase=rollback)).
   returned: always
   type: str
 duration_s:
@@ -285,7 +311,7 @@ def main():
     argument_spec.update(loading_argument_spec())
     argument_spec.update(directory_checks_argument_spec())
     argument_spec.update(
-        path=dict(type="path", required=True, aliases=["backup"]),
+        path=dict(type="path", aliases=["backup"]),
         database=dict(type="str", default="lift_simulator"),
         owner=dict(type="str", default="lift_admin"),
         strategy=dict(type="str", default="swap", choices=["swap", "create", "replace"]),
@@ -296,18 +322,22 @@ def main():
         jobs=dict(type="int", default=1),
         bin_dir=dict(type="path"),
         maintenance_db=dict(type="str", default="postgres"),
-        phase=dict(type="str", default="full", choices=["full", "stage", "swap"]),
+        phase=dict(type="str", default="full", choices=["full", "stage", "swap", "rollback"]),
         staging_database=dict(type="str"),
+        rollback_to=dict(type="str", default="newest"),
         create_roles=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
-                           required_if=[["phase", "swap", ["staging_database"]]])
+                           required_if=[["phase", "swap", ["staging_database"]], ["phase", "full", ["path"]],
+                                        ["phase", "stage", ["path"]]])
     p = module.params
     if p["truncate"] and not p["tables"]:
         module.fail_json(msg="truncate applies to a selective restore: set tables too")
     if p["tables"] and (p["strategy"] != "swap" or p["phase"] != "full"):
         module.fail_json(msg="tables restores data into the existing database; strategy and phase do not apply")
+    if p["phase"] == "rollback" and (p["tables"] or p["strategy"] != "swap"):
+        module.fail_json(msg="phase rollback puts a previous database back; tables and strategy do not apply")
     if p["phase"] != "full" and p["strategy"] == "replace":
         module.fail_json(msg="strategy replace has no phases: it drops the database before restoring")
     try:
@@ -321,11 +351,14 @@ def main():
         app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], phase=p["phase"],
         staging_database=p["staging_database"], load_as=p["load_as"], load_host=p["load_host"],
         privileges=p["privileges"], lock_timeout=p["lock_timeout"],
-        directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"], create_roles=p["create_roles"])
+        directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"], create_roles=p["create_roles"],
+        rollback_to=p["rollback_to"])
     try:
         result = restore_run.run_restore(request, check_mode=module.check_mode)
     except (restore_run.RestoreError, PgError, DatabaseError) as exc:
-        module.fail_json(msg="restore of %s into %s failed: %s" % (p["path"], p["database"], exc),
+        what = ("rollback of %s" % p["database"] if p["phase"] == "rollback"
+                else "restore of %s into %s" % (p["path"] or p["staging_database"], p["database"]))
+        module.fail_json(msg="%s failed: %s" % (what, exc),
                          checks=getattr(exc, "checks", []), stderr_tail=getattr(exc, "stderr", "") or "")
     for warning in result.pop("warnings", []):
         module.warn(warning)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from pglab import SUPERUSER_PASSWORD, load_fixture, own_cluster, postgres_owned_dir, run_playbook
+from pglab import LIFT_ADMIN_PASSWORD, SUPERUSER_PASSWORD, load_fixture, own_cluster, postgres_owned_dir, run_playbook
 from helpers import backup, clone_database, databases, drop_databases, provenance_of, restore, verify
 from pgcompare import fingerprint
 
@@ -84,7 +84,7 @@ def test_check_mode_reports_the_plan_and_changes_nothing(cluster, workdir):
     args = dict(cluster.connection_vars(), path=made["path"], database=db)
     run = run_playbook("restore_module.yml", {"restore_args": args}, check=True)
     result = run.task("Restore")
-    assert run.rc == 0 and result["changed"] is True
+    assert run.rc == 0 and result["changed"] is True, result.get("msg")
     assert "would restore into %s_staging_" % db in result["msg"]
     assert databases(cluster) == before
     drop_databases(cluster, db)
@@ -476,3 +476,102 @@ def test_restore_and_verify_playbooks(cluster, workdir):
     with open(os.path.join(log_dir, reports[0])) as handle:
         assert json.load(handle)["passed"] is True
     drop_databases(cluster, db)
+
+
+# --- the operator's night: truncate with references, rollback, the playbooks' guard rails -----
+
+def test_truncate_names_every_table_that_refers_to_the_selection(cluster, workdir):
+    db, made, before = backed_up_then_damaged(cluster, workdir, "truncref", "custom", None)
+    damaged = fingerprint(cluster, db)
+    refused = restore(cluster, made["path"], database=db, tables=["lift_simulator.lift_system"], truncate=True,
+                      expect_ok=False)
+    for referrer in ("lift_simulator.lift_system_version references lift_simulator.lift_system",
+                     "lift_simulator.simulation_run references lift_simulator.lift_system"):
+        assert referrer in refused["msg"]
+    assert "nothing was changed" in refused["msg"]
+    assert fingerprint(cluster, db) == damaged
+    # The whole family, as the module's EXAMPLES and docs/restore.md name it, goes through.
+    family = ["lift_simulator.lift_system", "lift_simulator.lift_system_version", "lift_simulator.scenario",
+              "lift_simulator.simulation_run"]
+    restore(cluster, made["path"], database=db, tables=family, truncate=True)
+    after = fingerprint(cluster, db)
+    for table in family:
+        assert after["rows"][table] == before["rows"][table]
+    drop_databases(cluster, db)
+
+
+def test_rollback_puts_the_replaced_database_back_and_can_itself_be_rolled_back(cluster, workdir):
+    db, made, before = backed_up_then_damaged(cluster, workdir, "rollback", "plain", None)
+    damaged = fingerprint(cluster, db)
+    none_yet = run_module_check(cluster, dict(database=db, phase="rollback"), expect_ok=False)
+    assert 'there is no previous database of "%s" to roll back to' % db in none_yet["msg"]
+    restored = restore(cluster, made["path"], database=db)
+    assert fingerprint(cluster, db) == before
+    # Check mode names the plan and changes nothing.
+    plan = run_module_check(cluster, dict(database=db, phase="rollback"))
+    assert plan["changed"] is True and plan["rolled_back_to"] == restored["previous_database"]
+    assert fingerprint(cluster, db) == before
+    wrong = restore(cluster, None, database=db, phase="rollback", rollback_to="lift_simulator", expect_ok=False)
+    assert 'is not a previous database of "%s" kept by a restore' % db in wrong["msg"]
+    assert restored["previous_database"] in wrong["msg"]
+    back = restore(cluster, None, database=db, phase="rollback")
+    assert back["changed"] is True and back["rolled_back_to"] == restored["previous_database"]
+    assert 0 <= back["downtime_s"] < 1
+    assert fingerprint(cluster, db) == damaged
+    assert fingerprint(cluster, back["previous_database"]) == before
+    assert restored["previous_database"] not in databases(cluster)
+    again = restore(cluster, None, database=db, phase="rollback", rollback_to=back["previous_database"])
+    assert fingerprint(cluster, db) == before
+    assert fingerprint(cluster, again["previous_database"]) == damaged
+    drop_databases(cluster, db)
+
+
+def run_module_check(cluster, args, expect_ok=True):
+    run = run_playbook("restore_module.yml", {"restore_args": dict(cluster.connection_vars(), path=None, **args)},
+                       check=True)
+    result = run.task("Restore")
+    assert (run.rc == 0) == expect_ok, result
+    return result
+
+
+def test_restore_playbook_check_latest_one_host_and_rollback(cluster, workdir):
+    db = clone_database(cluster, "playbook_latest")
+    backup_dir = postgres_owned_dir("lift-it-latest-")
+    os.chmod(backup_dir, 0o700)
+    made = backup(cluster, backup_dir, database=db)
+    before = fingerprint(cluster, db)
+    damage(cluster, db)
+    damaged = fingerprint(cluster, db)
+    connection = {"lift_pg_login_unix_socket": cluster.socket_dir, "lift_pg_login_port": cluster.port}
+    # backup.yml's login (a non-superuser over TCP here) is not the restore's: it is ignored.
+    common = dict(connection, lift_restore_backup="latest", lift_backup_dir=backup_dir, lift_restore_database=db,
+                  lift_pg_login_host="127.0.0.1", lift_pg_login_user="lift_admin",
+                  lift_pg_login_password=LIFT_ADMIN_PASSWORD)
+    # The list of backups names the newest good one.
+    listed = run_playbook("playbooks/list_backups.yml", dict(lift_backup_dir=backup_dir, lift_backup_database=db),
+                          json_output=False)
+    assert listed.rc == 0 and "newest good: %s" % made["path"] in listed.stdout, listed.stdout[-2000:]
+    # --check: the plan, from the stage phase through the swap, and nothing changes.
+    names = databases(cluster)
+    dry = run_playbook("playbooks/restore.yml", common, check=True, json_output=False)
+    assert dry.rc == 0, dry.stdout[-3000:]
+    assert "restoring %s (the newest good backup)" % made["path"] in dry.stdout
+    assert "would swap in the database the stage phase would restore and check" in dry.stdout
+    assert fingerprint(cluster, db) == damaged and databases(cluster) == names
+    # Two hosts: refused before anything happens.
+    inventory = os.path.join(workdir, "two-hosts.ini")
+    with open(inventory, "w") as handle:
+        handle.write("[lift_db]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"
+                     "second ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n")
+    both = run_playbook("playbooks/restore.yml", common, json_output=False, inventory=inventory)
+    assert both.rc != 0 and "this run would restore 2 hosts (localhost, second)" in both.stdout + both.stderr
+    assert fingerprint(cluster, db) == damaged
+    # The real thing, then back to where it was.
+    run = run_playbook("playbooks/restore.yml", common, json_output=False)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert fingerprint(cluster, db) == before
+    back = run_playbook("playbooks/rollback.yml", dict(connection, lift_restore_database=db), json_output=False)
+    assert back.rc == 0, back.stdout[-3000:]
+    assert fingerprint(cluster, db) == damaged
+    drop_databases(cluster, db)
+    shutil.rmtree(backup_dir)
