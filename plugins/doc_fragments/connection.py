@@ -58,6 +58,30 @@ options:
       - File of CA certificates the server certificate must be signed by (libpq C(sslrootcert)).
     type: path
     aliases: [ ssl_rootcert ]
+  ssl_cert:
+    description:
+      - File of the client certificate (libpq C(sslcert)), for servers that authenticate clients by
+        certificate (C(pg_hba.conf) method C(cert), or C(clientcert=verify-full)).
+      - The module and the client programs it runs (C(pg_dump), C(psql), C(pg_restore)) all use it.
+    type: path
+    version_added: 0.2.0
+  ssl_key:
+    description:
+      - File of the client certificate's private key (libpq C(sslkey)). libpq refuses a key file that
+        others can read (keep it 0600, owned by the user the module runs as).
+    type: path
+    version_added: 0.2.0
+  connect_params:
+    description:
+      - More libpq connection parameters, as a dictionary, for the module's own connection and the
+        client programs' alike (for example C(target_session_attrs), C(sslcrl), C(sslsni),
+        C(ssl_min_protocol_version), C(channel_binding), C(gssencmode), C(require_auth)).
+      - Only parameters that the client programs take from the environment, and that no other
+        option sets, are accepted; any other name (C(password), C(host), C(options)...) is refused
+        with the list of accepted ones. No secret belongs here.
+    type: dict
+    version_added: 0.2.0
+    default: {}
   connect_timeout:
     description:
       - Seconds to wait for a connection before failing.

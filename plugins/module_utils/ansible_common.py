@@ -13,7 +13,7 @@ __metaclass__ = type
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import ConnectionParams
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import ConnectionParams, PgError
 
 CONNECTION_MUTUALLY_EXCLUSIVE = [["login_host", "login_unix_socket"]]
 
@@ -28,12 +28,24 @@ def connection_argument_spec():
         ssl_mode=dict(type="str", default="prefer",
                       choices=["allow", "disable", "prefer", "require", "verify-ca", "verify-full"]),
         ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
+        ssl_cert=dict(type="path"),
+        ssl_key=dict(type="path", no_log=False),
+        connect_params=dict(type="dict", default={}),
         connect_timeout=dict(type="int", default=10),
     )
 
 
 def connection_params(module, database):
+    """The modules' connection options as ConnectionParams; a bad connect_params fails the module
+    before anything happens."""
     p = module.params
+    try:
+        return _connection_params(p, database)
+    except PgError as exc:
+        module.fail_json(msg=str(exc))
+
+
+def _connection_params(p, database):
     return ConnectionParams(
         database=database,
         login_host=p["login_host"],
@@ -43,6 +55,9 @@ def connection_params(module, database):
         login_unix_socket=p["login_unix_socket"],
         ssl_mode=p["ssl_mode"],
         ca_cert=p["ca_cert"],
+        ssl_cert=p["ssl_cert"],
+        ssl_key=p["ssl_key"],
+        connect_params=p["connect_params"],
         connect_timeout=p["connect_timeout"],
     )
 

@@ -46,13 +46,52 @@ class PgError(Exception):
     """An error whose message is safe to show to an operator (no secrets)."""
 
 
+# The libpq connection parameters ``connect_params`` may set, with the environment variable that
+# carries each to the client programs (psql, pg_dump, pg_restore), so that the module's own
+# connection and theirs are the same. Parameters that the modules set themselves, that carry a
+# secret, or that have no environment variable are not in the table.
+CONNECT_PARAM_ENV = {
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR",
+    "sslsni": "PGSSLSNI",
+    "sslcompression": "PGSSLCOMPRESSION",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "gssencmode": "PGGSSENCMODE",
+    "krbsrvname": "PGKRBSRVNAME",
+    "requirepeer": "PGREQUIREPEER",
+    "channel_binding": "PGCHANNELBINDING",
+    "require_auth": "PGREQUIREAUTH",
+    "load_balance_hosts": "PGLOADBALANCEHOSTS",
+}
+
+
+def check_connect_params(values):
+    """``connect_params`` as {name: text}; raises PgError naming what is not accepted."""
+    values = values or {}
+    unknown = sorted(k for k in values if k not in CONNECT_PARAM_ENV)
+    if unknown:
+        raise PgError("connect_params cannot set %s: only libpq parameters that reach the client programs too, and "
+                      "that the modules do not set from their own options, are accepted (%s); use login_*, ssl_*, "
+                      "ca_cert and connect_timeout for the others" % (", ".join(unknown), ", ".join(sorted(
+                          CONNECT_PARAM_ENV))))
+    return dict((k, str(v)) for k, v in values.items())
+
+
 class ConnectionParams(object):
     """Where and as whom to connect. ``database`` is the database to work on."""
 
     def __init__(self, database, login_host=None, login_port=5432, login_user=None,
                  login_password=None, login_unix_socket=None, ssl_mode="prefer",
-                 ca_cert=None, connect_timeout=10, application_name=APPLICATION_NAME, options=None):
+                 ca_cert=None, connect_timeout=10, application_name=APPLICATION_NAME, options=None,
+                 ssl_cert=None, ssl_key=None, connect_params=None):
         self.database = database
+        # Client certificate and key (libpq sslcert / sslkey), e.g. for pg_hba "cert" or
+        # clientcert=verify-full.
+        self.ssl_cert = ssl_cert or None
+        self.ssl_key = ssl_key or None
+        self.connect_params = check_connect_params(connect_params)
         self.login_host = login_host or None
         self.login_port = int(login_port or 5432)
         self.login_user = login_user or None
@@ -136,6 +175,11 @@ class ClientEnvironment(object):
         env["PGSSLMODE"] = params.ssl_mode
         if params.ca_cert:
             env["PGSSLROOTCERT"] = params.ca_cert
+        for variable, value in (("PGSSLCERT", params.ssl_cert), ("PGSSLKEY", params.ssl_key)):
+            if value:
+                env[variable] = value
+        for name, value in params.connect_params.items():
+            env[CONNECT_PARAM_ENV[name]] = value
         env["PGCONNECT_TIMEOUT"] = str(params.connect_timeout)
         env["PGAPPNAME"] = params.application_name
         if params.options:
@@ -206,6 +250,11 @@ def connect(params, autocommit=True):
         kwargs["password"] = params.login_password
     if params.ca_cert:
         kwargs["sslrootcert"] = params.ca_cert
+    if params.ssl_cert:
+        kwargs["sslcert"] = params.ssl_cert
+    if params.ssl_key:
+        kwargs["sslkey"] = params.ssl_key
+    kwargs.update(params.connect_params)
     try:
         conn = psycopg2.connect(**kwargs)
     except psycopg2.Error as exc:

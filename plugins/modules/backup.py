@@ -13,7 +13,7 @@ short_description: Take a crash-safe, checksummed pg_dump backup with a manifest
 version_added: 0.1.0
 description:
   - Runs on the database host and wraps C(pg_dump). Writes one backup of O(database) into
-    O(dest_dir) plus a sidecar manifest C(<backup>.manifest.json) (see the collection's
+    O(backup_dir) plus a sidecar manifest C(<backup>.manifest.json) (see the collection's
     C(docs/manifest.md)).
   - B(Consistency.) A C(REPEATABLE READ) transaction exports its snapshot; C(pg_dump --snapshot)
     dumps exactly that snapshot, and the per-table row counts in the manifest are counted in the
@@ -23,14 +23,14 @@ description:
     compress plain dumps with zstd or lz4, so compression runs in the pipeline (C(zstd), C(lz4),
     C(pigz) or C(gzip) on the host). For C(directory) archives C(pg_dump) writes the files
     itself; their digests are computed once it has finished.
-  - B(Crash safety.) The backup is written to an anonymous temporary file in O(dest_dir) (or a
+  - B(Crash safety.) The backup is written to an anonymous temporary file in O(backup_dir) (or a
     hidden C(.<name>.partial-<host>-<pid>) where the file system lacks C(O_TMPFILE)), synced, then
     linked to its final name, and the directory is synced. When C(pg_dump) fails or is killed, or
     the disk fills up, no file and no temporary is left and the module fails with the tail of
     C(pg_dump)'s stderr. Hidden temporaries of interrupted runs are removed by the next run.
     An existing backup is never overwritten.
-  - Backup files are created with mode 0600; a missing O(dest_dir) is created with mode 0700.
-  - Before C(pg_dump) starts, the module fails clearly when O(dest_dir) is a file, is not
+  - Backup files are created with mode 0600; a missing O(backup_dir) is created with mode 0700.
+  - Before C(pg_dump) starts, the module fails clearly when O(backup_dir) is a file, is not
     writable, or has less free space than the estimated size of the dump.
 options:
   database:
@@ -39,11 +39,16 @@ options:
     type: str
     default: lift_simulator
     aliases: [ db ]
-  dest_dir:
+  backup_dir:
     description:
-      - Directory on the database host that receives the backup and its manifest.
+      - Directory on the database host that receives the backup and its manifest (the same
+        directory that M(lift_simulator.postgresql.prune) and M(lift_simulator.postgresql.backup_info)
+        take as O(lift_simulator.postgresql.prune#module:backup_dir)).
+      - O(dest_dir) is its older name, deprecated.
     type: path
+    version_added: 0.2.0
     required: true
+    aliases: [ dest_dir ]
   format:
     description:
       - V(plain) is SQL text, as the backup strategy prescribes (restored with C(psql)).
@@ -80,14 +85,16 @@ options:
       - The suffix is added from O(format) and O(compression); a directory archive has none.
     type: str
     default: "{database}_backup_%Y%m%d_%H%M%S"
-  timezone:
+  name_timezone:
     description:
-      - Time zone of the time in the backup's name. V(utc) (default) gives names that sort
+      - Time zone of the time in the backup's name (O(name_template)). V(utc) (default) gives names that sort
         correctly across hosts and daylight-saving changes; V(local) uses the host's local time.
       - Times inside the manifest are always UTC.
     type: str
+    version_added: 0.2.0
     choices: [ utc, local ]
     default: utc
+    aliases: [ timezone ]
   bin_dir:
     description:
       - Directory holding C(pg_dump) (for example C(/usr/lib/postgresql/17/bin)).
@@ -96,7 +103,7 @@ options:
     type: path
   check_free_space:
     description:
-      - Refuse to start when O(dest_dir) has less free space than the estimated dump size
+      - Refuse to start when O(backup_dir) has less free space than the estimated dump size
         (estimated from the on-disk size of the dumped tables).
     type: bool
     default: true
@@ -123,7 +130,7 @@ options:
     default: lift_simulator
   reuse_max_age_minutes:
     description:
-      - Reuse the newest good backup in O(dest_dir) that is younger than this many minutes instead of
+      - Reuse the newest good backup in O(backup_dir) that is younger than this many minutes instead of
         taking a new one (RV(reused), C(changed=false)) - but only one that is provably of this database
         as it is now on this machine - its manifest names this database, this host and this server's
         system identifier (which a new or re-initialised cluster changes), and its size and sha256
@@ -158,7 +165,7 @@ attributes:
   check_mode:
     description: Can run in check mode and report the path it would write.
     support: full
-    details: Check mode renders the name and checks O(dest_dir) but does not connect or write.
+    details: Check mode renders the name and checks O(backup_dir) but does not connect or write.
   diff_mode:
     description: Will return details on what has changed when in diff mode.
     support: none
@@ -183,16 +190,18 @@ EXAMPLES = r"""
   become: true
   become_user: postgres
   lift_simulator.postgresql.backup:
-    dest_dir: /var/backups/lift_simulator
+    backup_dir: /var/backups/lift_simulator
     log_dir: /var/backups/lift_simulator/logs
 
 - name: Back up over TCP with a password, zstd-compressed plain SQL
+  become: true
+  become_user: postgres    # the owner of the backup directory (an unprivileged SSH user cannot write there)
   lift_simulator.postgresql.backup:
     database: lift_simulator
     login_host: 127.0.0.1
     login_user: lift_admin
     login_password: "{{ vault_lift_admin_password }}"
-    dest_dir: /var/backups/lift_simulator
+    backup_dir: /var/backups/lift_simulator
     compression: zstd
   register: backup
 
@@ -200,7 +209,7 @@ EXAMPLES = r"""
   become: true
   become_user: postgres
   lift_simulator.postgresql.backup:
-    dest_dir: /srv/pg-backups
+    backup_dir: /srv/pg-backups
     format: directory
     jobs: 4
     name_template: "{database}_{host}_%Y%m%d_%H%M%S"
@@ -221,6 +230,50 @@ manifest_path:
   returned: always
   type: str
   sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql.manifest.json
+database:
+  description: The database that was backed up.
+  returned: always
+  type: str
+  sample: lift_simulator
+name:
+  description: The backup's file (or folder) name.
+  returned: always
+  type: str
+  sample: lift_simulator_backup_20261124_080001.sql
+stem:
+  description: The name without the format's suffix; the run's log is C(<stem>.log).
+  returned: always
+  type: str
+  sample: lift_simulator_backup_20261124_080001
+dest_dir_created:
+  description: Whether O(backup_dir) did not exist and was created (in check mode, would be).
+  returned: always
+  type: bool
+estimated_bytes:
+  description: The size the dump was estimated at before it started (for the free-space check).
+  returned: when a new backup was started
+  type: int
+  sample: 812345678
+removed_partials:
+  description: Temporary files of killed runs that were removed from O(backup_dir) before the dump.
+  returned: when not check mode
+  type: list
+  elements: str
+started_at:
+  description: When the dump's snapshot was taken (UTC, ISO 8601).
+  returned: success and not check mode
+  type: str
+  sample: "2026-11-24T08:00:01Z"
+finished_at:
+  description: When the backup (and its manifest) was complete (UTC, ISO 8601).
+  returned: success and not check mode
+  type: str
+  sample: "2026-11-24T08:00:10Z"
+dump_duration_s:
+  description: Seconds pg_dump ran (part of RV(duration_s)).
+  returned: when a new backup was made
+  type: float
+  sample: 8.95
 reused:
   description: Whether a recent backup was reused instead of taking one (O(reuse_max_age_minutes)).
   returned: always
@@ -324,13 +377,15 @@ def main():
     argument_spec.update(directory_checks_argument_spec())
     argument_spec.update(
         database=dict(type="str", default="lift_simulator", aliases=["db"]),
-        dest_dir=dict(type="path", required=True),
+        backup_dir=dict(type="path", required=True, aliases=["dest_dir"],
+                        deprecated_aliases=[dict(name="dest_dir", version="2.0.0", collection_name="lift_simulator.postgresql")]),
         format=dict(type="str", default="plain", choices=list(FORMATS)),
         compression=dict(type="str", choices=list(COMPRESSIONS)),
         compression_level=dict(type="int"),
         jobs=dict(type="int", default=1),
         name_template=dict(type="str", default=DEFAULT_NAME_TEMPLATE),
-        timezone=dict(type="str", default="utc", choices=["utc", "local"]),
+        name_timezone=dict(type="str", default="utc", choices=["utc", "local"], aliases=["timezone"],
+                           deprecated_aliases=[dict(name="timezone", version="2.0.0", collection_name="lift_simulator.postgresql")]),
         bin_dir=dict(type="path"),
         check_free_space=dict(type="bool", default=True),
         lock_wait_timeout=dict(type="str", default="120s"),
@@ -346,13 +401,13 @@ def main():
     p = module.params
     request = BackupRequest(
         connection=connection_params(module, p["database"]),
-        dest_dir=p["dest_dir"],
+        dest_dir=p["backup_dir"],
         fmt=p["format"],
         compression=p["compression"],
         compression_level=p["compression_level"],
         jobs=p["jobs"],
         name_template=p["name_template"],
-        timezone=p["timezone"],
+        timezone=p["name_timezone"],
         bin_dir=p["bin_dir"],
         check_free_space=p["check_free_space"],
         lock_wait_timeout=p["lock_wait_timeout"] or None,

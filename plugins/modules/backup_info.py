@@ -12,7 +12,7 @@ module: backup_info
 short_description: List the backups in a directory, newest first, with their manifests and health
 version_added: 0.1.0
 description:
-  - Lists the backups of O(database) in O(path), newest first, with their manifest data, their
+  - Lists the backups of O(database) in O(backup_dir), newest first, with their manifest data, their
     age, whether their manifest exists and is valid, and whether their sha256 still matches.
   - Returns the newest good backup in RV(newest_good), so that a playbook can alert when the
     scheduled backups stopped (see the examples).
@@ -23,15 +23,19 @@ description:
   - Read-only. Symlinks are never followed; entries whose names are not backups of O(database)
     are not listed.
 options:
-  path:
+  backup_dir:
     description:
-      - The backup directory. When it does not exist the module returns no backups and
-        RV(path_exists=false).
+      - The backup directory (O(lift_simulator.postgresql.backup#module:backup_dir) of the backup module).
+        When it does not exist the module returns no backups and RV(path_exists=false).
+      - O(path) is its older name, deprecated.
     type: path
+    version_added: 0.2.0
     required: true
+    aliases: [ path ]
   database:
     description:
       - The name prefix of the backups to list, C(<database>_backup_...).
+      - O(prefix) is an older name, deprecated.
     type: str
     default: lift_simulator
     aliases: [ db, prefix ]
@@ -40,8 +44,10 @@ options:
       - Also list the earlier processes' backups (C(<database>_backup_YYYYMMDD_HHMMSS.sql)
         without a manifest, C(<database>_backup_YYYY-MM-DD_HH-mm-ss.backup)); a non-empty one
         counts as good.
+      - The default is that of M(lift_simulator.postgresql.prune), this collection's backups only unless
+        asked. (Before 0.2.0 the default was V(true).)
     type: bool
-    default: true
+    default: false
   verify_checksums:
     description:
       - Hash every backup that is otherwise good and compare it with its manifest's sha256.
@@ -86,7 +92,7 @@ EXAMPLES = r"""
   become: true
   become_user: postgres
   lift_simulator.postgresql.backup_info:
-    path: /var/backups/lift_simulator
+    backup_dir: /var/backups/lift_simulator
   register: backups
 
 - name: Show them
@@ -102,7 +108,7 @@ EXAMPLES = r"""
   become: true
   become_user: postgres
   lift_simulator.postgresql.backup_info:
-    path: /var/backups/lift_simulator
+    backup_dir: /var/backups/lift_simulator
     verify_checksums: false
   register: info
 
@@ -124,7 +130,7 @@ path:
   type: str
   sample: /var/backups/lift_simulator
 path_exists:
-  description: Whether O(path) exists.
+  description: Whether O(backup_dir) exists.
   returned: always
   type: bool
   sample: true
@@ -352,9 +358,11 @@ def describe(candidate, path, now):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
-            database=dict(type="str", default="lift_simulator", aliases=["db", "prefix"]),
-            include_legacy=dict(type="bool", default=True),
+            backup_dir=dict(type="path", required=True, aliases=["path"],
+                            deprecated_aliases=[dict(name="path", version="2.0.0", collection_name="lift_simulator.postgresql")]),
+            database=dict(type="str", default="lift_simulator", aliases=["db", "prefix"],
+                          deprecated_aliases=[dict(name="prefix", version="2.0.0", collection_name="lift_simulator.postgresql")]),
+            include_legacy=dict(type="bool", default=False),
             verify_checksums=dict(type="bool", default=True),
             legacy_timezone=dict(type="str", default="local", choices=["local", "utc"]),
             **directory_checks_argument_spec()
@@ -362,7 +370,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    path = os.path.abspath(p["path"])
+    path = os.path.abspath(p["backup_dir"])
     result = dict(changed=False, path=path, path_exists=os.path.lexists(path), count=0, good_count=0,
                   newest_good=None, newest_good_path=None, backups=[], left_alone=[], orphan_manifests=[],
                   anomalies=[], future_count=0, orphan_globals=[])

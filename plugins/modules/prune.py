@@ -12,7 +12,7 @@ module: prune
 short_description: Remove old backups by retention rules, never the newest good one
 version_added: 0.1.0
 description:
-  - Applies retention rules to the backups in O(path) and removes the backups (with their
+  - Applies retention rules to the backups in O(backup_dir) and removes the backups (with their
     manifests) that no rule keeps, plus the leftovers of failed or interrupted runs. The rules
     and every decision are explained in the collection's C(docs/retention.md).
   - B(Good backups.) Only a backup with this collection's name C(<database>_backup_YYYYMMDD_HHMMSS)
@@ -40,20 +40,24 @@ description:
     rules (its time is the time in its name, see O(legacy_timezone)) and an empty one is removed.
   - B(Safety.) Entries whose names are not backups of O(database) (the C(logs) folder, other
     files) are never touched. Symlinks are never followed and never removed, even with a backup's
-    name; nothing outside O(path) is removed. Directory archives are removed recursively without
+    name; nothing outside O(backup_dir) is removed. Directory archives are removed recursively without
     following symlinks. An entry that changed between the scan and the removal is left alone
     and reported as an error.
 options:
-  path:
+  backup_dir:
     description:
-      - The backup directory.
+      - The backup directory (O(lift_simulator.postgresql.backup#module:backup_dir) of the backup module).
       - When it does not exist the module warns and removes nothing.
+      - O(path) is its older name, deprecated.
     type: path
+    version_added: 0.2.0
     required: true
+    aliases: [ path ]
   database:
     description:
       - The name prefix of the backups to consider, C(<database>_backup_...); the database name
         the backups were made of (made file-name safe as the backup module does).
+      - O(prefix) is an older name, deprecated.
     type: str
     default: lift_simulator
     aliases: [ db, prefix ]
@@ -95,13 +99,17 @@ options:
       - V(false) skips the hashing (sizes are still compared with the manifests).
     type: bool
     default: true
-  timezone:
+  calendar_timezone:
     description:
       - Time zone of the day, week and month boundaries of O(keep_daily), O(keep_weekly) and
         O(keep_monthly). Backup times are compared in UTC in every case.
+      - O(timezone) is its older name, deprecated. (The clock of the backup's name is another idea, the
+        backup module's O(lift_simulator.postgresql.backup#module:name_timezone).)
     type: str
+    version_added: 0.2.0
     choices: [ utc, local ]
     default: utc
+    aliases: [ timezone ]
   legacy_timezone:
     description:
       - Time zone of the times in the earlier processes' backup names (this collection's names,
@@ -140,7 +148,7 @@ EXAMPLES = r"""
   become: true
   become_user: postgres
   lift_simulator.postgresql.prune:
-    path: /var/backups/lift_simulator
+    backup_dir: /var/backups/lift_simulator
     keep_last: 3
     max_age_days: 90
     include_legacy: true
@@ -149,14 +157,16 @@ EXAMPLES = r"""
   become: true
   become_user: postgres
   lift_simulator.postgresql.prune:
-    path: /var/backups/lift_simulator
+    backup_dir: /var/backups/lift_simulator
     keep_daily: 7
     keep_weekly: 5
     keep_monthly: 12
 
 - name: See what would be removed, and why
+  become: true
+  become_user: postgres    # the backups' owner
   lift_simulator.postgresql.prune:
-    path: /var/backups/lift_simulator
+    backup_dir: /var/backups/lift_simulator
     keep_last: 3
     max_age_days: 90
   check_mode: true
@@ -287,8 +297,10 @@ UTC = datetime.timezone.utc
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
-            database=dict(type="str", default="lift_simulator", aliases=["db", "prefix"]),
+            backup_dir=dict(type="path", required=True, aliases=["path"],
+                            deprecated_aliases=[dict(name="path", version="2.0.0", collection_name="lift_simulator.postgresql")]),
+            database=dict(type="str", default="lift_simulator", aliases=["db", "prefix"],
+                          deprecated_aliases=[dict(name="prefix", version="2.0.0", collection_name="lift_simulator.postgresql")]),
             keep_last=dict(type="int", default=4),
             keep_daily=dict(type="int"),
             keep_weekly=dict(type="int"),
@@ -296,18 +308,19 @@ def main():
             max_age_days=dict(type="int"),
             include_legacy=dict(type="bool", default=False),
             verify_checksums=dict(type="bool", default=True),
-            timezone=dict(type="str", default="utc", choices=["utc", "local"]),
+            calendar_timezone=dict(type="str", default="utc", choices=["utc", "local"], aliases=["timezone"],
+                                   deprecated_aliases=[dict(name="timezone", version="2.0.0", collection_name="lift_simulator.postgresql")]),
             legacy_timezone=dict(type="str", default="local", choices=["local", "utc"]),
             **directory_checks_argument_spec()
         ),
         supports_check_mode=True,
     )
     p = module.params
-    path = os.path.abspath(p["path"])
+    path = os.path.abspath(p["backup_dir"])
     try:
         rules = retention.Rules(keep_last=p["keep_last"], keep_daily=p["keep_daily"], keep_weekly=p["keep_weekly"],
                                 keep_monthly=p["keep_monthly"], max_age_days=p["max_age_days"],
-                                tz=UTC if p["timezone"] == "utc" else None)
+                                tz=UTC if p["calendar_timezone"] == "utc" else None)
     except retention.RetentionError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=False, path=path, kept=[], removed=[], left_alone=[])

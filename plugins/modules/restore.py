@@ -63,6 +63,7 @@ options:
     description: The database to restore.
     type: str
     default: lift_simulator
+    aliases: [ db ]
   owner:
     description:
       - Role that owns every object in the restored database's user schemas, and whose rights the
@@ -141,6 +142,7 @@ options:
         the latest swap kept. Only databases this collection recorded as previous ones of O(database) are
         accepted; the error lists them.
     type: str
+    version_added: 0.2.0
     default: newest
   create_roles:
     description:
@@ -229,6 +231,20 @@ database:
   description: The restored database.
   returned: always
   type: str
+backup:
+  description: The backup restored (O(path)); null for O(phase=rollback).
+  returned: always
+  type: str
+  sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+tables:
+  description: The tables whose data was restored (O(tables)); empty for a whole-database restore.
+  returned: always
+  type: list
+  elements: str
+stderr_tail:
+  description: The last lines the client program (C(psql), C(pg_restore)) wrote to its error output, passwords removed.
+  returned: on failure
+  type: str
 previous_database:
   description: Name the replaced database now has (swap, or rollback), or null.
   returned: always
@@ -312,7 +328,7 @@ def main():
     argument_spec.update(directory_checks_argument_spec())
     argument_spec.update(
         path=dict(type="path", aliases=["backup"]),
-        database=dict(type="str", default="lift_simulator"),
+        database=dict(type="str", default="lift_simulator", aliases=["db"]),
         owner=dict(type="str", default="lift_admin"),
         strategy=dict(type="str", default="swap", choices=["swap", "create", "replace"]),
         keep_previous=dict(type="raw", default=1),

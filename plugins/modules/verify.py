@@ -49,6 +49,7 @@ options:
         database name is used otherwise).
     type: str
     default: lift_simulator
+    aliases: [ db ]
   owner:
     description:
       - Level restore. The role whose rights the scratch restore and its checks run with (see
@@ -84,7 +85,9 @@ attributes:
   check_mode:
     description: Can run in check mode.
     support: full
-    details: Verification only reads; check mode runs it the same way.
+    details: Check mode only reads. O(level=quick) runs as usual; O(level=restore) runs the quick verification and
+      reports the restore test it would run, without creating the scratch database. O(report_path) is not
+      written in check mode.
   diff_mode:
     description: Will return details on what has changed when in diff mode.
     support: none
@@ -108,6 +111,8 @@ author:
 
 EXAMPLES = r"""
 - name: Quick check of a backup (no database needed)
+  become: true
+  become_user: postgres    # the backups' owner
   lift_simulator.postgresql.verify:
     path: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
 
@@ -128,6 +133,20 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+path:
+  description: The backup verified (O(path)).
+  returned: always
+  type: str
+  sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+level:
+  description: The verification level (O(level)).
+  returned: always
+  type: str
+  sample: restore
+stderr_tail:
+  description: The last lines the client program wrote to its error output, passwords removed.
+  returned: on failure
+  type: str
 format:
   description: The backup's format (from its content).
   returned: always
@@ -216,7 +235,7 @@ def main():
     argument_spec.update(
         path=dict(type="path", required=True, aliases=["backup"]),
         level=dict(type="str", default="quick", choices=["quick", "restore"]),
-        database=dict(type="str", default="lift_simulator"),
+        database=dict(type="str", default="lift_simulator", aliases=["db"]),
         owner=dict(type="str", default="lift_admin"),
         jobs=dict(type="int", default=1),
         bin_dir=dict(type="path"),
@@ -228,7 +247,8 @@ def main():
     p = module.params
     result = dict(changed=False, path=p["path"], level=p["level"])
     try:
-        if p["level"] == "quick":
+        if p["level"] == "quick" or module.check_mode:
+            # Check mode never creates the scratch database: only the reading part runs.
             backup, checks, counts, scratch, duration = quick(module, p["path"], p["bin_dir"])
         else:
             request = restore_run.RestoreRequest(
@@ -256,12 +276,14 @@ def main():
     if result["failed_checks"]:
         module.fail_json(msg="verification of %s failed: %s" % (p["path"], checklist.summary(checks)), **result)
     result["msg"] = "%s: %s" % (os.path.basename(p["path"].rstrip("/")), checklist.summary(checks))
+    if module.check_mode and p["level"] == "restore":
+        result["msg"] += "; check mode: would restore it into a scratch database and check it there"
     module.exit_json(**result)
 
 
 def write_report(module, result):
     path = module.params["report_path"]
-    if not path:
+    if not path or module.check_mode:
         return
     try:
         ensure_private_dir(os.path.dirname(os.path.abspath(path)))

@@ -195,6 +195,9 @@ def test_reuse_takes_only_a_recent_backup_of_this_host_and_server(cluster, workd
     manifest["host"] = "lift-prov-d12.example"
     with open(made["manifest_path"], "w") as handle:
         json.dump(manifest, handle)
+    # The new backup must not get the same name (same second) as the one passed over.
+    while time.strftime("%Y%m%d_%H%M%S", time.gmtime()) in made["path"]:
+        time.sleep(0.05)
     fresh = backup(cluster, dest, format="custom", reuse_max_age_minutes=60)
     assert fresh["reused"] is False and fresh["changed"] is True and fresh["path"] != made["path"]
     assert any("made on lift-prov-d12.example" in r for r in fresh["reuse_passed_over"])
@@ -391,3 +394,68 @@ def test_read_only_backup_role_over_tcp(cluster, workdir, source_fingerprint):
     finally:
         cluster.psql("DROP OWNED BY backup_user", database="lift_simulator")
         cluster.psql("DROP ROLE backup_user")
+
+
+# --- client certificates ----------------------------------------------------------------------
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _certificates(directory):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate for the role lift_cert."""
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+             "-subj", "/CN=lift-test-ca", cwd=directory)
+    with open(os.path.join(directory, "san.ext"), "w") as handle:
+        handle.write("subjectAltName=IP:127.0.0.1\n")
+    for name, subject, ext in (("server", "/CN=127.0.0.1", ["-extfile", "san.ext"]), ("client", "/CN=lift_cert", [])):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+                 "-subj", subject, cwd=directory)
+        _openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", name + ".crt", "-days", "2", *ext, cwd=directory)
+    for entry in os.listdir(directory):
+        shutil.chown(os.path.join(directory, entry), "postgres", "postgres")
+        os.chmod(os.path.join(directory, entry), 0o600)
+
+
+def test_backup_over_hostssl_with_a_client_certificate(workdir):
+    """pg_hba.conf `hostssl ... cert` (clientcert=verify-full): the module and pg_dump both present the
+    client certificate (ssl_cert, ssl_key) and check the server's (ssl_mode verify-full, ca_cert)."""
+    with own_cluster(size_mb=1) as pg:
+        tls = postgres_owned_dir("lift-it-tls-")
+        os.chmod(tls, 0o700)
+        try:
+            _certificates(tls)
+            for setting, value in (("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key"),
+                                   ("ssl_ca_file", "ca.crt")):
+                pg.psql("ALTER SYSTEM SET %s = '%s'" % (setting, os.path.join(tls, value)))
+            pg.psql("ALTER SYSTEM SET ssl = on")
+            hba = os.path.join(pg.data, "pg_hba.conf")
+            with open(hba) as handle:
+                rules = handle.read()
+            with open(hba, "w") as handle:
+                handle.write("hostssl all lift_cert 127.0.0.1/32 cert\nhost all lift_cert 127.0.0.1/32 reject\n" + rules)
+            pg.psql("SELECT pg_reload_conf()")
+            deadline = time.monotonic() + 30
+            while pg.psql("SELECT setting FROM pg_settings WHERE name = 'ssl'") != "on":
+                assert time.monotonic() < deadline, "the server did not turn ssl on"
+                time.sleep(0.1)
+            pg.psql("CREATE ROLE lift_cert LOGIN")
+            pg.psql("GRANT pg_read_all_data, pg_monitor TO lift_cert")
+            pg.psql("GRANT CONNECT ON DATABASE lift_simulator TO lift_cert")
+            certified = dict(login_host="127.0.0.1", login_port=pg.port, login_user="lift_cert", ssl_mode="verify-full",
+                             ca_cert=os.path.join(tls, "ca.crt"), role_definitions=False)
+            made = backup(pg, os.path.join(workdir, "tls"), ssl_cert=os.path.join(tls, "client.crt"),
+                          ssl_key=os.path.join(tls, "client.key"),
+                          connect_params={"ssl_min_protocol_version": "TLSv1.2"}, **certified)
+            assert made["changed"] is True and made["row_counts"] == row_counts(fingerprint(pg, "lift_simulator"))
+            # Without the certificate the server says no, and the module says why.
+            refused = backup(pg, os.path.join(workdir, "tls-refused"), expect_ok=False, **certified)
+            assert "certificate" in refused["msg"], refused["msg"]
+            # A connect_params entry that would not reach pg_dump is refused before anything happens.
+            bad = backup(pg, os.path.join(workdir, "tls-bad"), expect_ok=False, connect_params={"password": "x"},
+                         **certified)
+            assert "connect_params cannot set password" in bad["msg"] and not os.path.exists(
+                os.path.join(workdir, "tls-bad"))
+        finally:
+            shutil.rmtree(tls, ignore_errors=True)

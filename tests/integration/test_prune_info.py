@@ -24,6 +24,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import a
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as mf
 from pglab import run_playbook
+from helpers import undocumented_keys
 
 UTC = datetime.timezone.utc
 PREFIX = "lift_simulator"
@@ -103,6 +104,7 @@ def dead_pid():
 def prune(args, check=False, diff=False, run_as="root", expect_ok=True):
     run = run_playbook("prune_module.yml", {"prune_args": args, "run_as": run_as, "prune_diff": diff}, check=check)
     result = run.task("Prune")
+    assert result is None or not undocumented_keys("prune", result), undocumented_keys("prune", result)
     if expect_ok:
         assert run.rc == 0, "prune failed: %s\n%s" % (result and result.get("msg"), run.stderr[-3000:])
     return result
@@ -113,7 +115,9 @@ def info(args, run_as="root", max_days=None):
     if max_days is not None:
         extra["max_days"] = max_days
     run = run_playbook("backup_info_module.yml", extra)
-    return run, run.task("Backup info")
+    result = run.task("Backup info")
+    assert result is None or not undocumented_keys("backup_info", result), undocumented_keys("backup_info", result)
+    return run, result
 
 
 def by_name(entries):
@@ -298,7 +302,7 @@ def test_prune_refuses_bad_rules_and_tolerates_a_missing_directory(workdir):
 
 
 def test_backup_info_lists_the_tree(tree):
-    run, result = info(dict(path=tree.dir))
+    run, result = info(dict(path=tree.dir, include_legacy=True))
     assert run.rc == 0 and result["changed"] is False
     backups = by_name(result["backups"])
     expected = set(tree.good + [tree.directory_archive, tree.corrupt, tree.no_manifest, tree.empty,
@@ -329,7 +333,8 @@ def test_backup_info_lists_the_tree(tree):
     assert left_alone == sorted([tree.symlink, tree.symlink_manifest])
     assert listing(tree.dir) == tree.initial
 
-    run, quick = info(dict(path=tree.dir, verify_checksums=False, include_legacy=False))
+    # The default, as prune's: this collection's backups only.
+    run, quick = info(dict(path=tree.dir, verify_checksums=False))
     backups = by_name(quick["backups"])
     assert backups[tree.corrupt]["good"] is True and backups[tree.corrupt]["checksum_ok"] is None
     assert tree.legacy_sql not in backups and tree.legacy_custom not in backups
@@ -472,3 +477,21 @@ def test_root_trusts_no_directory_another_user_can_change(workdir, rootdir):
     # warn: goes on, and says so.
     warned = prune(dict(path=shared, keep_last=1, directory_checks="warn"))
     assert any("cannot be trusted" in w for w in warned["warnings"])
+
+
+def test_older_option_names_still_work_with_a_deprecation(cluster, workdir):
+    """One name per idea (backup_dir, name_timezone, calendar_timezone, database); the older names are
+    deprecated aliases, so playbooks written for them keep working."""
+    directory = os.path.join(workdir, "old-names")
+    conn = cluster.connection_vars()
+    run = run_playbook("old_option_names.yml", {"old": dict(dir=directory, login_unix_socket=conn["login_unix_socket"],
+                                                            login_port=conn["login_port"])})
+    assert run.rc == 0, run.stdout[-3000:]
+    made = run.task("Backup")
+    assert made["changed"] is True and made["path"].startswith(directory + "/lift_simulator_backup_")
+    info = run.task("Backup_info")
+    assert info["newest_good_path"] == made["path"]
+    assert run.task("Prune")["changed"] is False
+    deprecations = " ".join(d["msg"] for t in (made, info, run.task("Prune")) for d in t.get("deprecations", []))
+    for old in ("dest_dir", "timezone", "path", "prefix"):
+        assert "Alias '%s' is deprecated" % old in deprecations, deprecations

@@ -575,3 +575,16 @@ def test_restore_playbook_check_latest_one_host_and_rollback(cluster, workdir):
     assert fingerprint(cluster, db) == damaged
     drop_databases(cluster, db)
     shutil.rmtree(backup_dir)
+
+
+def test_verify_in_check_mode_only_reads(cluster, workdir):
+    made = backup(cluster, os.path.join(workdir, "b"))
+    report = os.path.join(workdir, "reports", "verify.json")
+    names = databases(cluster)
+    run = run_playbook("verify_module.yml", {"verify_args": dict(cluster.connection_vars(), path=made["path"],
+                                                                 level="restore", report_path=report)}, check=True)
+    result = run.task("Verify")
+    assert run.rc == 0 and result["changed"] is False, result.get("msg")
+    assert "check mode: would restore it into a scratch database" in result["msg"]
+    assert "scratch_database" not in result
+    assert databases(cluster) == names and not os.path.exists(os.path.dirname(report))

@@ -4,21 +4,53 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ast
 import hashlib
 import json
 import os
 import subprocess
 
-from pglab import run_playbook
+import yaml
+
+from pglab import ROOT, run_playbook
 
 DECOMPRESS = {"gzip": ["gzip", "-d", "-c"], "zstd": ["zstd", "-q", "-d", "-c"], "lz4": ["lz4", "-q", "-d", "-c"]}
 
 
+# What Ansible itself adds to every module result (not the module's to document).
+ANSIBLE_RESULT_KEYS = {"action", "changed", "failed", "msg", "invocation", "warnings", "deprecations", "skipped",
+                       "skip_reason", "exception", "diff", "ansible_facts", "attempts", "item", "ansible_loop_var",
+                       # AnsibleModule.exit_json adds the file's attributes to a result that has a `path`.
+                       "uid", "gid", "owner", "group", "mode", "state", "size", "secontext"}
+_RETURNS = {}
+
+
+def documented_returns(module):
+    """The top-level keys of a module's RETURN block."""
+    if module not in _RETURNS:
+        path = os.path.join(ROOT, "plugins", "modules", module + ".py")
+        with open(path) as handle:
+            tree = ast.parse(handle.read())
+        text = next(node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                    and any(getattr(t, "id", None) == "RETURN" for t in node.targets))
+        _RETURNS[module] = set(yaml.safe_load(text) or {})
+    return _RETURNS[module]
+
+
+def undocumented_keys(module, result):
+    return sorted(k for k in result if not k.startswith("_ansible") and k not in ANSIBLE_RESULT_KEYS
+                  and k not in documented_returns(module))
+
+
 def run_module(name, args, expect_ok=True, **extra_vars):
-    """Run ``<name>_module.yml`` with ``<name>_args``; return the task's result, asserting the outcome."""
+    """Run ``<name>_module.yml`` with ``<name>_args``; return the task's result, asserting the outcome
+    and that every key the module returned is documented in its RETURN block."""
     extra_vars["%s_args" % name] = args
     run = run_playbook("%s_module.yml" % name, extra_vars)
     result = run.task(name.capitalize())
+    if result is not None:
+        assert not undocumented_keys(name, result), "%s returned keys its RETURN does not document: %s" % (
+            name, undocumented_keys(name, result))
     if expect_ok:
         assert run.rc == 0, "%s failed: %s\n%s" % (name, result and result.get("msg"), run.stderr[-3000:])
     else:

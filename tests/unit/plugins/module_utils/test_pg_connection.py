@@ -170,3 +170,21 @@ def test_stderr_tail_is_scrubbed_and_short():
     tail = pc.stderr_tail(data, params(), lines=3)
     assert tail.count("\n") <= 2
     assert "********" in tail and SECRET not in tail
+
+
+def test_client_certificate_and_connect_params_reach_the_client_programs():
+    params = pc.ConnectionParams("db", login_host="db.example.org", ssl_mode="verify-full", ca_cert="/etc/ca.pem",
+                                 ssl_cert="/etc/client.crt", ssl_key="/etc/client.key",
+                                 connect_params={"target_session_attrs": "read-write", "sslsni": 1})
+    with pc.ClientEnvironment(params, base_env={"PGSSLCERT": "/somewhere/else"}) as env:
+        assert env["PGSSLCERT"] == "/etc/client.crt" and env["PGSSLKEY"] == "/etc/client.key"
+        assert env["PGSSLROOTCERT"] == "/etc/ca.pem" and env["PGSSLMODE"] == "verify-full"
+        assert env["PGTARGETSESSIONATTRS"] == "read-write" and env["PGSSLSNI"] == "1"
+
+
+@pytest.mark.parametrize("name", ["password", "host", "options", "application_name", "passfile", "keepalives"])
+def test_connect_params_refuse_what_other_options_set_or_what_cannot_reach_the_programs(name):
+    with pytest.raises(pc.PgError) as caught:
+        pc.ConnectionParams("db", connect_params={name: "x"})
+    assert "connect_params cannot set %s" % name in str(caught.value)
+    assert "target_session_attrs" in str(caught.value)

@@ -1,0 +1,164 @@
+# -*- coding: utf-8 -*-
+"""Every module's EXAMPLES block, run as written against a real cluster.
+
+The tasks are taken from the modules' source (the text ansible-doc shows) and run in their own
+order. What changes, and nothing else: the example directories become the test's own; one
+playbook-level module_defaults gives the cluster's port (the examples assume the default one; the
+cluster also listens on the default socket directory, so peer authentication works as written);
+the variables the examples leave to the reader (the vaulted password, `newest_backup`) are given;
+and before some examples a little set-up makes the machine what the example assumes (the backups
+it names exist, "Fresh machine" has no live database).
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ast
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from helpers import backup
+from pglab import LIFT_ADMIN_PASSWORD, ROOT, PgCluster, load_fixture, postgres_owned_dir, run_playbook
+
+MODULE_DIR = os.path.join(ROOT, "plugins", "modules")
+# The modules in the order their examples build on each other: backups first, then what reads them.
+ORDER = ["backup", "backup_info", "verify", "restore", "prune"]
+# The socket directory libpq and the examples assume (Debian's).
+DEFAULT_SOCKET_DIR = "/var/run/postgresql"
+NAMED_BACKUPS = {
+    # name in the examples: backup options that make it
+    "lift_simulator_backup_20261124_080001.sql": {},
+    "lift_simulator_backup_20261124_080001.sql.zst": {"compression": "zstd"},
+    "lift_simulator_backup_20261117_080002.dump": {"format": "custom"},
+}
+
+
+def examples_of(module):
+    with open(os.path.join(MODULE_DIR, module + ".py")) as handle:
+        tree = ast.parse(handle.read())
+    return next(node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                and any(getattr(t, "id", None) == "EXAMPLES" for t in node.targets))
+
+
+def test_every_module_has_its_examples_run_here():
+    modules = sorted(name[:-3] for name in os.listdir(MODULE_DIR) if name.endswith(".py") and name != "__init__.py")
+    assert sorted(ORDER) == modules
+
+
+@pytest.fixture(scope="module")
+def example_cluster():
+    """A cluster of its own (the examples restore and roll back its live database), listening on
+    the default socket directory as well, as a Debian host's cluster does."""
+    if not os.path.isdir(DEFAULT_SOCKET_DIR):
+        subprocess.run(["install", "-d", "-o", "postgres", "-g", "postgres", "-m", "2775", DEFAULT_SOCKET_DIR],
+                       check=True)
+    pg = PgCluster()
+    pg.settings = {"unix_socket_directories": "'%s,%s'" % (pg.socket_dir, DEFAULT_SOCKET_DIR)}
+    try:
+        pg.start_fresh()
+        pg.psql("CREATE ROLE lift_admin LOGIN PASSWORD '%s'" % LIFT_ADMIN_PASSWORD.replace("'", "''"))
+        load_fixture(pg, "lift_simulator")
+        yield pg
+    finally:
+        pg.destroy()
+
+
+class ExampleRunner(object):
+    def __init__(self, cluster, work):
+        self.cluster = cluster
+        self.work = work
+        self.directories = {
+            "/var/backups/lift_simulator": os.path.join(work, "backups"),
+            "/srv/pg-backups": os.path.join(work, "srv-pg-backups"),
+        }
+        self.extra_vars = {
+            "vault_lift_admin_password": LIFT_ADMIN_PASSWORD,
+            "newest_backup": os.path.join(self.directories["/var/backups/lift_simulator"],
+                                          "lift_simulator_backup_20261124_080001.sql"),
+        }
+        self.ran = []
+
+    def tasks_of(self, module):
+        text = examples_of(module)
+        for example, ours in self.directories.items():
+            text = text.replace(example, ours)
+        return yaml.safe_load(text)
+
+    def run(self, module, tasks):
+        play = {"name": "EXAMPLES of %s" % module, "hosts": "lift_db", "gather_facts": False,
+                "module_defaults": {"group/lift_simulator.postgresql.connection": {"login_port": self.cluster.port}},
+                "tasks": tasks}
+        playbook = os.path.join(self.work, "examples-%s.yml" % module)
+        with open(playbook, "w") as handle:
+            yaml.safe_dump([play], handle, sort_keys=False)
+        run = run_playbook(playbook, self.extra_vars)
+        names = [task["task"]["name"] for task in run.results]
+        assert run.rc == 0, "EXAMPLES of %s failed as written:\n%s\n%s" % (
+            module, "\n".join("%s: %s" % (t["task"]["name"], t["hosts"].get("localhost", {}).get("msg"))
+                              for t in run.results), run.stderr[-3000:])
+        assert names == [task["name"] for task in tasks], names
+        for task in run.results:
+            result = task["hosts"]["localhost"]
+            assert not result.get("failed") and not result.get("skipped"), (task["task"]["name"], result)
+        self.ran.extend(names)
+        return run
+
+    def run_with_setup(self, module, setup):
+        """Run a module's examples in order; before an example named in ``setup``, run its set-up."""
+        segment = []
+        runs = []
+        for task in self.tasks_of(module):
+            if task["name"] in setup and segment:
+                runs.append(self.run(module, segment))
+                segment = []
+            if task["name"] in setup:
+                setup[task["name"]]()
+            segment.append(task)
+        runs.append(self.run(module, segment))
+        return runs
+
+
+def test_module_examples_work_as_written(example_cluster):
+    work = postgres_owned_dir("lift-it-examples-")
+    try:
+        runner = ExampleRunner(example_cluster, work)
+        backups = runner.directories["/var/backups/lift_simulator"]
+
+        def make_named_backups():
+            for name, options in NAMED_BACKUPS.items():
+                stem = name.split(".", maxsplit=1)[0]
+                result = backup(example_cluster, backups, name_template=stem, **options)
+                assert os.path.basename(result["path"]) == name
+
+        def fresh_machine():
+            example_cluster.psql("DROP DATABASE lift_simulator")
+
+        runner.run_with_setup("backup", {})
+        assert len([n for n in os.listdir(backups) if n.endswith(".manifest.json")]) == 2
+        assert any(n.startswith("lift_simulator_") for n in os.listdir(runner.directories["/srv/pg-backups"]))
+
+        runner.run_with_setup("backup_info", {})
+        runner.run_with_setup("verify", {"Quick check of a backup (no database needed)": make_named_backups})
+
+        example_cluster.psql("INSERT INTO lift_simulator.lift_system (system_key, display_name) "
+                             "VALUES ('written-after-the-backups', 'marker')", database="lift_simulator")
+        runs = runner.run_with_setup("restore", {"Fresh machine": fresh_machine})
+        swapped = runs[0].task("Restore the newest backup beside the live database and swap it in")
+        assert swapped["changed"] and swapped["previous_database"].startswith("lift_simulator_pre_restore_")
+        # The rollback brought back the database the swap replaced: the marker is there again.
+        assert example_cluster.psql("SELECT count(*) FROM lift_simulator.lift_system WHERE system_key = "
+                                    "'written-after-the-backups'", database="lift_simulator") == "1"
+        assert runs[-1].task("Go back to the database the last swap replaced")["changed"]
+
+        preview = runner.run_with_setup("prune", {})[0].task("See what would be removed, and why")
+        # Every backup is younger than 90 days, and the examples before it removed none.
+        assert preview["removed"] == []
+
+        every = [task["name"] for module in ORDER for task in runner.tasks_of(module)]
+        assert set(every) <= set(runner.ran)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
