@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
@@ -30,11 +31,6 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.checklis
 PLAIN_HEADER = b"-- PostgreSQL database dump"
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
 CUSTOM_MAGIC = b"PGDMP"
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"\x04\x22\x4d\x18", "lz4"),
-)
 _TAIL_BYTES = 64 * 1024
 
 
@@ -76,9 +72,9 @@ def detect_format(path):
         raise BackupFileError("backup %s is empty" % path)
     if head.startswith(CUSTOM_MAGIC):
         return "custom", None
-    for magic, compression in _MAGIC:
-        if head.startswith(magic):
-            return "plain", compression
+    codec = codecs.by_magic(head)
+    if codec:
+        return "plain", codec.name
     if PLAIN_HEADER in head[:1024]:
         return "plain", "none"
     raise BackupFileError("%s is not a PostgreSQL dump (no pg_dump header, not a custom or compressed dump)" % path)
@@ -208,7 +204,7 @@ def _plain_structure_check(backup):
         if backup.compression == "none":
             raw = open(backup.path, "rb")
         else:
-            argv = dump_pipeline.decompressor_argv(backup.compression) + [backup.path]
+            argv = codecs.get(backup.compression).decode_argv() + [backup.path]
             try:
                 proc = dump_pipeline.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                                            bufsize=0)

@@ -20,6 +20,7 @@ import re
 import subprocess
 import tempfile
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
@@ -126,7 +127,7 @@ class DumpText(object):
             self.stream = open(backup.path, "rb")
             return
         if backup.format == "plain":
-            self.argv = dump_pipeline.decompressor_argv(backup.compression) + [backup.path]
+            self.argv = codecs.get(backup.compression).decode_argv() + [backup.path]
         else:
             self.argv = [client("pg_restore", bin_dir, server_major)[0]] + (["--data-only"] if data_only else []) + [
                 "-f", "-", backup.path]

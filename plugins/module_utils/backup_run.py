@@ -26,6 +26,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import a
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_reuse
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
@@ -89,15 +90,15 @@ class BackupRequest(object):
     def validate(self):
         if self.format not in naming.FORMATS:
             raise BackupError("format must be one of %s" % ", ".join(naming.FORMATS))
-        if self.compression not in naming.COMPRESSIONS:
-            raise BackupError("compression must be one of %s" % ", ".join(naming.COMPRESSIONS))
+        if self.compression not in codecs.NAMES:
+            raise BackupError("compression must be one of %s" % ", ".join(codecs.NAMES))
         if self.jobs is not None and self.jobs < 1:
             raise BackupError("jobs must be 1 or more")
         if self.jobs and self.jobs > 1 and self.format != "directory":
             raise BackupError("jobs > 1 needs format directory (pg_dump dumps in parallel only there)")
         try:
-            self.compression_level = dump_pipeline.compression_level(self.compression, self.compression_level)
-        except dump_pipeline.DumpError as exc:
+            self.compression_level = codecs.get(self.compression).level(self.compression_level)
+        except codecs.CodecError as exc:
             raise BackupError(str(exc))
 
 
@@ -431,9 +432,9 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
     """Run pg_dump (and the compressor) into the backup's final name; nothing partial remains."""
     params = request.connection.with_application(pg_connection.run_application_name("pg_dump"))
     try:
-        compress = dump_pipeline.archive_compress_option(request.format, request.compression,
-                                                         request.compression_level, dump_major)
-    except dump_pipeline.DumpError as exc:
+        compress = codecs.archive_compress_option(request.format, request.compression, request.compression_level,
+                                                  dump_major)
+    except codecs.CodecError as exc:
         raise BackupError(str(exc))
     with pg_connection.ClientEnvironment(params) as env:
         if request.format == "directory":
@@ -443,8 +444,8 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
                                                lock_wait_timeout=request.lock_wait_timeout)]
         if request.format == "plain" and request.compression != "none":
             try:
-                commands.append(dump_pipeline.compressor_argv(request.compression, request.compression_level))
-            except dump_pipeline.DumpError as exc:
+                commands.append(codecs.get(request.compression).encode_argv(request.compression_level))
+            except codecs.CodecError as exc:
                 raise BackupError(str(exc))
         target = atomic_files.AtomicFile(request.dest_dir, name, mode=0o600)
         with target:

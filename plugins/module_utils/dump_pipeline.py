@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to lift_simulator.postgresql
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""pg_dump command lines and the streaming pipeline that compresses and hashes while it writes.
+"""pg_dump command lines and the streaming pipeline that compresses and hashes while it writes
+(the compressors' command lines come from codecs.py).
 
 Command lines are argv lists described by small argument formats (in the manner of
 community.general's CmdRunner) so each can be unit-tested without running anything.
@@ -16,7 +17,6 @@ import errno
 import fcntl
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -25,13 +25,6 @@ import time
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import inherited_fds
 
-# Levels each compressor accepts, and the default we use (zstd 3 and lz4 1 are the tools'
-# own defaults; gzip 6 likewise).
-COMPRESSION_LEVELS = {
-    "gzip": (1, 9, 6),
-    "zstd": (1, 19, 3),
-    "lz4": (1, 12, 1),
-}
 CHUNK = 1024 * 1024
 _BATCH = CHUNK // 2
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -43,20 +36,6 @@ class DumpError(Exception):
     def __init__(self, message, stderr=""):
         Exception.__init__(self, message)
         self.stderr = stderr
-
-
-def compression_level(compression, level):
-    """Validate and default a compression level; None for no compression."""
-    if compression == "none":
-        if level is not None:
-            raise DumpError("compression_level is set but compression is none")
-        return None
-    low, high, default = COMPRESSION_LEVELS[compression]
-    if level is None:
-        return default
-    if not low <= int(level) <= high:
-        raise DumpError("compression_level %s is out of range for %s (%d-%d)" % (level, compression, low, high))
-    return int(level)
 
 
 # --- argument formats -------------------------------------------------------------------------
@@ -91,61 +70,12 @@ def build_argv(program, formats, values):
     return argv
 
 
-def archive_compress_option(fmt, compression, level, pg_dump_major):
-    """pg_dump's own --compress value for custom/directory archives (None for plain).
-
-    pg_dump 15 knows gzip levels only; lz4 and zstd inside archives need pg_dump 16 or later.
-    """
-    if fmt == "plain":
-        return None
-    if compression == "none":
-        return "0"
-    if compression == "gzip":
-        return str(level) if pg_dump_major < 16 else "gzip:%d" % level
-    if pg_dump_major < 16:
-        raise DumpError("pg_dump %d cannot write %s-compressed %s archives (pg_dump 16 or later can); "
-                        "use format plain with compression %s, or compression gzip"
-                        % (pg_dump_major, compression, fmt, compression))
-    return "%s:%d" % (compression, level)
-
-
 def pg_dump_argv(pg_dump, fmt, snapshot=None, compress=None, jobs=None, file_path=None,
                  lock_wait_timeout=None, extra=None):
     """pg_dump's argv. The database and connection come from the environment (PGDATABASE...)."""
     return build_argv(pg_dump, PG_DUMP_ARGS, dict(
         format=fmt, no_password=True, snapshot=snapshot, compress=compress, jobs=jobs,
         file=file_path, lock_wait_timeout=lock_wait_timeout, extra=extra))
-
-
-def compressor_argv(compression, level, which=shutil.which):
-    """argv of the external compressor for a plain dump stream (stdin to stdout)."""
-    if compression == "gzip":
-        program = which("pigz") or which("gzip")
-        name = "pigz or gzip"
-        argv = [program, "-c", "-n", "-%d" % level]
-    elif compression == "zstd":
-        program = which("zstd")
-        name = "zstd"
-        argv = [program, "-q", "-c", "-T0", "-%d" % level]
-    elif compression == "lz4":
-        program = which("lz4")
-        name = "lz4"
-        argv = [program, "-q", "-c", "-%d" % level]
-    else:
-        raise DumpError("unknown compression %r" % (compression,))
-    if not program:
-        raise DumpError("compression %s needs %s on the database host (Debian: apt-get install %s)"
-                        % (compression, name, "pigz" if compression == "gzip" else compression))
-    return argv
-
-
-def decompressor_argv(compression, which=shutil.which):
-    """argv that decompresses a stream (stdin to stdout), for verification and restore."""
-    return {
-        "gzip": [which("pigz") or which("gzip") or "gzip", "-d", "-c"],
-        "zstd": [which("zstd") or "zstd", "-q", "-d", "-c"],
-        "lz4": [which("lz4") or "lz4", "-q", "-d", "-c"],
-    }[compression]
 
 
 # --- running programs -------------------------------------------------------------------------

@@ -13,22 +13,26 @@ __metaclass__ = type
 import datetime
 import re
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
+
 DEFAULT_NAME_TEMPLATE = "{database}_backup_%Y%m%d_%H%M%S"
 MANIFEST_SUFFIX = ".manifest.json"
 # The cluster's role definitions taken with a backup (pg_dumpall --globals-only), beside it.
 GLOBALS_SUFFIX = ".globals.sql"
 FORMATS = ("plain", "custom", "directory")
-COMPRESSIONS = ("none", "gzip", "zstd", "lz4")
 
-# Plain dumps are compressed in our pipeline, so the suffix says how; custom and directory
-# archives compress inside the archive and pg_restore reads them as they are.
-_PLAIN_SUFFIXES = {"none": ".sql", "gzip": ".sql.gz", "zstd": ".sql.zst", "lz4": ".sql.lz4"}
+# Plain dumps are compressed in our pipeline, so the suffix says how (".sql" and the codec's
+# suffix); custom and directory archives compress inside the archive and pg_restore reads them
+# as they are.
+_PLAIN_SUFFIXES = dict((name, ".sql" + codecs.get(name).suffix) for name in codecs.NAMES)
 _ARCHIVE_SUFFIXES = {"custom": ".dump", "directory": ""}
+# Every suffix this collection writes, longest first (so ".sql.zst" wins over ".sql").
+SUFFIXES = tuple(sorted(set(_PLAIN_SUFFIXES.values()) | set(_ARCHIVE_SUFFIXES.values()), key=len, reverse=True))
 
 # Names this collection writes (default template) and names of the earlier processes.
 _OUR_NAME_RE = re.compile(
     r"^(?P<stem>(?P<prefix>.+)_backup_(?P<ts>\d{8}_\d{6}))"
-    r"(?P<suffix>\.sql|\.sql\.gz|\.sql\.zst|\.sql\.lz4|\.dump|)$")
+    r"(?P<suffix>%s)$" % "|".join(re.escape(suffix) for suffix in SUFFIXES))
 _LEGACY_CUSTOM_RE = re.compile(
     r"^(?P<stem>(?P<prefix>.+)_backup_(?P<ts>\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}))(?P<suffix>\.backup)$")
 

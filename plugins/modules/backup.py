@@ -368,8 +368,9 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_
     directory_checks_argument_spec)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_run import (
     BackupError, BackupRequest, run_backup)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import (
-    COMPRESSIONS, DEFAULT_NAME_TEMPLATE, FORMATS)
+    DEFAULT_NAME_TEMPLATE, FORMATS)
 
 
 def main():
@@ -380,7 +381,7 @@ def main():
         backup_dir=dict(type="path", required=True, aliases=["dest_dir"],
                         deprecated_aliases=[dict(name="dest_dir", version="2.0.0", collection_name="lift_simulator.postgresql")]),
         format=dict(type="str", default="plain", choices=list(FORMATS)),
-        compression=dict(type="str", choices=list(COMPRESSIONS)),
+        compression=dict(type="str", choices=list(codecs.NAMES)),
         compression_level=dict(type="int"),
         jobs=dict(type="int", default=1),
         name_template=dict(type="str", default=DEFAULT_NAME_TEMPLATE),

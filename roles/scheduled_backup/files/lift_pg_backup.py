@@ -39,13 +39,17 @@ try:
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_files
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_run
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils import naming
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention_apply
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils.run_log import RunLog
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import COLLECTION_VERSION
+    FORMATS, COMPRESSIONS = naming.FORMATS, codecs.NAMES
     LIBRARY_ERROR = None
 except ImportError as exc:  # reported by main(): the rest of this file stays importable
+    FORMATS, COMPRESSIONS = (), ()
     LIBRARY_ERROR = exc
     RunLog = object
     COLLECTION_VERSION = "unknown"
@@ -78,8 +82,8 @@ SETTINGS = (
     ("database", "str", "lift_simulator", "database to back up"),
     ("dest_dir", "path", "/var/backups/lift_simulator", "backup directory"),
     ("log_dir", "path?", None, "one log file per run (default: <dest_dir>/logs)"),
-    ("format", ("plain", "custom", "directory"), "plain", "pg_dump format"),
-    ("compression", ("none", "gzip", "zstd", "lz4", None), None,
+    ("format", FORMATS, "plain", "pg_dump format"),
+    ("compression", COMPRESSIONS + (None,), None,
      "compression (default: none for plain, gzip for archives)"),
     ("compression_level", "int?", None, "compression level"),
     ("jobs", "posint", 1, "parallel pg_dump jobs (format directory only)"),

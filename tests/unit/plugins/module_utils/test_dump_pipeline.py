@@ -13,10 +13,6 @@ import pytest
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline as dp
 
 
-def fake_which(name):
-    return {"gzip": "/bin/gzip", "zstd": "/usr/bin/zstd", "lz4": "/usr/bin/lz4"}.get(name)
-
-
 def test_pg_dump_argv_plain_never_carries_the_database_or_secrets():
     argv = dp.pg_dump_argv("/usr/bin/pg_dump", "plain", snapshot="00000003-0000001B-1")
     assert argv == ["/usr/bin/pg_dump", "--format=p", "--no-password", "--snapshot=00000003-0000001B-1"]
@@ -31,52 +27,6 @@ def test_pg_dump_argv_directory_with_jobs_and_compression():
 
 def test_jobs_of_one_are_not_passed():
     assert "--jobs=1" not in dp.pg_dump_argv("pg_dump", "custom", jobs=1)
-
-
-@pytest.mark.parametrize("fmt, compression, level, major, expected", [
-    ("plain", "zstd", 3, 15, None),
-    ("custom", "none", None, 15, "0"),
-    ("custom", "gzip", 6, 15, "6"),
-    ("custom", "gzip", 6, 16, "gzip:6"),
-    ("directory", "zstd", 3, 17, "zstd:3"),
-    ("custom", "lz4", 1, 16, "lz4:1"),
-])
-def test_archive_compression(fmt, compression, level, major, expected):
-    assert dp.archive_compress_option(fmt, compression, level, major) == expected
-
-
-def test_zstd_archives_need_pg_dump_16():
-    with pytest.raises(dp.DumpError) as info:
-        dp.archive_compress_option("custom", "zstd", 3, 15)
-    assert "pg_dump 15 cannot write zstd-compressed custom archives" in str(info.value)
-
-
-@pytest.mark.parametrize("compression, level, expected", [
-    ("gzip", 6, ["/bin/gzip", "-c", "-n", "-6"]),
-    ("zstd", 3, ["/usr/bin/zstd", "-q", "-c", "-T0", "-3"]),
-    ("lz4", 1, ["/usr/bin/lz4", "-q", "-c", "-1"]),
-])
-def test_compressor_argv(compression, level, expected):
-    assert dp.compressor_argv(compression, level, which=fake_which) == expected
-
-
-def test_missing_compressor_is_named():
-    with pytest.raises(dp.DumpError) as info:
-        dp.compressor_argv("zstd", 3, which=lambda name: None)
-    assert "apt-get install zstd" in str(info.value)
-
-
-@pytest.mark.parametrize("compression, level, expected", [
-    ("none", None, None), ("gzip", None, 6), ("zstd", None, 3), ("lz4", None, 1), ("zstd", 19, 19),
-])
-def test_compression_levels(compression, level, expected):
-    assert dp.compression_level(compression, level) == expected
-
-
-@pytest.mark.parametrize("compression, level", [("gzip", 0), ("gzip", 10), ("zstd", 20), ("none", 3)])
-def test_bad_compression_levels(compression, level):
-    with pytest.raises(dp.DumpError):
-        dp.compression_level(compression, level)
 
 
 class Sink(object):
