@@ -159,24 +159,18 @@ options:
         (mode 0600; the directory is created 0700), recording success or failure and why.
     type: path
 extends_documentation_fragment:
+  - lift_simulator.postgresql.attributes
   - lift_simulator.postgresql.connection
   - lift_simulator.postgresql.directory_checks
 attributes:
   check_mode:
-    description: Can run in check mode and report the path it would write.
     support: full
     details: Check mode renders the name and checks O(backup_dir) but does not connect or write.
   diff_mode:
-    description: Will return details on what has changed when in diff mode.
     support: none
   idempotent:
-    description: Running the task twice has no further effect after the first run.
     support: none
     details: Every run takes a new backup under a new name.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 seealso:
   - name: pg_dump
     description: The PostgreSQL program this module wraps.

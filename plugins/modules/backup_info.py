@@ -63,23 +63,9 @@ options:
     choices: [ local, utc ]
     default: local
 extends_documentation_fragment:
+  - lift_simulator.postgresql.attributes
+  - lift_simulator.postgresql.attributes.read_only
   - lift_simulator.postgresql.directory_checks
-attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-    details: The module never changes anything; it runs fully in check mode.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
-    details: Nothing ever changes.
-  idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 seealso:
   - module: lift_simulator.postgresql.prune
   - module: lift_simulator.postgresql.backup

@@ -118,24 +118,18 @@ options:
     choices: [ local, utc ]
     default: local
 extends_documentation_fragment:
+  - lift_simulator.postgresql.attributes
   - lift_simulator.postgresql.directory_checks
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Check mode lists in RV(removed) what would be removed, and removes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists the backups, manifests and leftovers before and after.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run at (nearly) the same time removes nothing; as time passes the rules select other backups.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 seealso:
   - module: lift_simulator.postgresql.backup_info
   - module: lift_simulator.postgresql.backup

@@ -157,27 +157,21 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - lift_simulator.postgresql.attributes
   - lift_simulator.postgresql.connection
   - lift_simulator.postgresql.checks
   - lift_simulator.postgresql.loading
   - lift_simulator.postgresql.directory_checks
 attributes:
   check_mode:
-    description: Can run in check mode and report what it would do.
     support: full
     details: Check mode verifies the backup and reports the plan (strategy and database names).
   diff_mode:
-    description: Will return details on what has changed when in diff mode.
     support: none
   idempotent:
-    description: Running the task twice has no further effect.
     support: full
     details: The second restore of the same backup is a no-op while the database provably still holds what the
       backup holds, except for selective restores (O(tables)), which load again.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - Connect as a superuser (normally C(postgres) over the local socket, with C(become_user=postgres)).
     The module creates, renames and drops databases and a transient loading role, and keeps its records

@@ -77,27 +77,21 @@ options:
         whether the verification passes or fails. The file is replaced atomically.
     type: path
 extends_documentation_fragment:
+  - lift_simulator.postgresql.attributes
   - lift_simulator.postgresql.connection
   - lift_simulator.postgresql.checks
   - lift_simulator.postgresql.loading
   - lift_simulator.postgresql.directory_checks
 attributes:
   check_mode:
-    description: Can run in check mode.
     support: full
     details: Check mode only reads. O(level=quick) runs as usual; O(level=restore) runs the quick verification and
       reports the restore test it would run, without creating the scratch database. O(report_path) is not
       written in check mode.
   diff_mode:
-    description: Will return details on what has changed when in diff mode.
     support: none
   idempotent:
-    description: Running the task twice has no further effect.
     support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 notes:
   - Level restore connects as O(login_user), which must be a superuser (normally C(postgres) over the
     local socket), because it creates and drops the scratch database and the transient loading role. The

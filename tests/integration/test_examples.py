@@ -26,7 +26,7 @@ from pglab import LIFT_ADMIN_PASSWORD, ROOT, PgCluster, load_fixture, postgres_o
 
 MODULE_DIR = os.path.join(ROOT, "plugins", "modules")
 # The modules in the order their examples build on each other: backups first, then what reads them.
-ORDER = ["backup", "backup_info", "verify", "restore", "prune"]
+ORDER = ["backup", "backup_info", "verify", "compare", "restore", "prune"]
 # The socket directory libpq and the examples assume (Debian's).
 DEFAULT_SOCKET_DIR = "/var/run/postgresql"
 NAMED_BACKUPS = {
@@ -143,6 +143,15 @@ def test_module_examples_work_as_written(example_cluster):
 
         runner.run_with_setup("backup_info", {})
         runner.run_with_setup("verify", {"Quick check of a backup (no database needed)": make_named_backups})
+
+        def database_copy():
+            example_cluster.psql("CREATE DATABASE lift_simulator_copy TEMPLATE lift_simulator OWNER lift_admin")
+
+        compared = runner.run_with_setup("compare", {"Compare the live database with a backup": database_copy})[0]
+        example_cluster.psql("DROP DATABASE lift_simulator_copy")
+        assert compared.task("Compare the live database with a backup")["equal"] is True
+        assert compared.task("Compare with figures read elsewhere (e.g. hostvars[old_host].comparison.target), "
+                             "beside the backup's")["changed_since_backup"] == []
 
         example_cluster.psql("INSERT INTO lift_simulator.lift_system (system_key, display_name) "
                              "VALUES ('written-after-the-backups', 'marker')", database="lift_simulator")

@@ -12,7 +12,7 @@ import re
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODULES = ["backup", "verify", "restore", "prune", "backup_info"]
+MODULES = ["backup", "verify", "restore", "prune", "backup_info", "compare"]
 
 # Each idea and its one name; the other names it has had are only ever deprecated aliases.
 IDEAS = {
