@@ -35,6 +35,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import p
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_catalog
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.units import human_bytes
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.run_log import RunLog
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import (
     COLLECTION_NAME, COLLECTION_VERSION)
@@ -115,18 +116,10 @@ def plan_name(request, when=None):
     return name, stem
 
 
-def estimate_dump_bytes(tables, fmt, compression):
+def estimate_dump_bytes(tables, compression):
     table_bytes = sum(t.table_bytes for t in tables)
     compressed = compression != "none"
     return int(table_bytes * (_SIZE_FACTOR_COMPRESSED if compressed else _SIZE_FACTOR_UNCOMPRESSED))
-
-
-def _human(num):
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(num) < 1024 or unit == "TiB":
-            return "%.1f %s" % (num, unit) if unit != "B" else "%d B" % num
-        num /= 1024.0
-    return str(num)
 
 
 class _Counter(threading.Thread):
@@ -207,13 +200,13 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         log.add("server %s, %s %s, %d tables, snapshot %s" % (version_text, pg_dump, dump_version,
                                                               len(tables), snapshot))
 
-        estimate = estimate_dump_bytes(tables, request.format, request.compression)
+        estimate = estimate_dump_bytes(tables, request.compression)
         free = atomic_files.free_bytes(request.dest_dir)
         result["estimated_bytes"] = estimate
         if request.check_free_space and estimate > free:
             raise BackupError("not enough free space in %s: %s free, the dump needs about %s "
                               "(estimated from the tables' size; set check_free_space: false to try anyway)"
-                              % (request.dest_dir, _human(free), _human(estimate)))
+                              % (request.dest_dir, human_bytes(free), human_bytes(estimate)))
 
         # The role definitions are taken first (a failure leaves nothing) and published after the dump.
         role_file = _role_definitions(request, server_major, name) if request.role_definitions else None
@@ -420,14 +413,6 @@ def _preflight_check_mode(request):
     return dict(dest_dir_created=not os.path.isdir(dest))
 
 
-class _DirectoryStream(object):
-    def __init__(self, size, sha256, files, duration_s):
-        self.size = size
-        self.sha256 = sha256
-        self.files = files
-        self.duration_s = duration_s
-
-
 def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_publish, on_started, stall):
     """Run pg_dump (and the compressor) into the backup's final name; nothing partial remains."""
     params = request.connection.with_application(pg_connection.run_application_name("pg_dump"))
@@ -462,7 +447,6 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
                 target.commit()
             except OSError as exc:
                 raise BackupError("cannot publish the backup %s: %s" % (path, exc.strerror or exc))
-        stream.files = None
         return stream
 
 
@@ -490,7 +474,7 @@ def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, befor
     except BaseException:
         _discard(temp_dir)
         raise
-    return _DirectoryStream(size, digest, files, time.monotonic() - started)
+    return dump_pipeline.StreamResult(size, digest, time.monotonic() - started, files=files)
 
 
 def _discard(path):

@@ -120,10 +120,14 @@ def _grow_pipe(fd):
 
 
 class StreamResult(object):
-    def __init__(self, size, sha256, duration_s):
+    """What was written: its size, sha256 and duration; ``files`` the files of a directory archive
+    (None for a single file)."""
+
+    def __init__(self, size, sha256, duration_s, files=None):
         self.size = size
         self.sha256 = sha256
         self.duration_s = duration_s
+        self.files = files
 
 
 class Pipeline(object):

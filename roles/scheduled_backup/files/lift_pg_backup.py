@@ -45,6 +45,7 @@ try:
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention_apply
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils.run_log import RunLog
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.units import human_bytes
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import COLLECTION_VERSION
     FORMATS, COMPRESSIONS = naming.FORMATS, codecs.NAMES
     LIBRARY_ERROR = None
@@ -337,15 +338,6 @@ def metrics_path(settings):
 
 
 # --- presentation -----------------------------------------------------------------------------
-
-def human_bytes(num):
-    num = float(num)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(num) < 1024 or unit == "TiB":
-            return "%d B" % num if unit == "B" else "%.1f %s" % (num, unit)
-        num /= 1024.0
-    return "%d B" % num
-
 
 def format_duration(seconds):
     """7.3 s, 1:05, 1:02:03."""

@@ -109,3 +109,10 @@ def test_a_missing_program_is_named():
     with pytest.raises(dp.DumpError) as info:
         dp.Pipeline([["/nonexistent/pg_dump"]]).run(Sink())
     assert "cannot start /nonexistent/pg_dump" in str(info.value)
+
+
+def test_human_bytes_is_one_function_for_the_modules_and_the_job():
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.units import human_bytes
+
+    assert [human_bytes(n) for n in (0, 1023, 1536, 5 * 1024 ** 3, 3 * 1024 ** 4)] == [
+        "0 B", "1023 B", "1.5 KiB", "5.0 GiB", "3.0 TiB"]
