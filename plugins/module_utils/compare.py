@@ -14,7 +14,9 @@ lab/demo.yml show side by side):
   transaction, with the very functions the backup fills its manifest with (pg_catalog.row_counts,
   pg_catalog.flyway_state, checklist.capture): one implementation of each figure;
 - the report rows ``{item, source, target, equal}`` built from two figure dicts (and optionally the
-  backup's figures, shown beside a live source's where they differ), and what differs.
+  backup's figures, shown beside a live source's where they differ), rows the caller adds (facts
+  the databases do not hold: a checksum, an operating system), what differs, and the rows side by
+  side as text.
 
 No Ansible imports; building the rows is pure Python, reading a database needs psycopg2.
 """
@@ -249,14 +251,48 @@ def build_rows(source, target, app_schema=checklist.DEFAULT_APP_SCHEMA, backup=N
     return rows, changed
 
 
+def given_rows(specs):
+    """Rows the caller adds, each ``{item, source, target, compare}``: ``equal`` is whether source
+    and target are the same when ``compare`` is set (a side missing is never equal), else None."""
+    rows = []
+    for spec in specs or []:
+        source, target = spec.get("source"), spec.get("target")
+        equal = (source is not None and source == target) if spec.get("compare") else None
+        rows.append({"item": spec["item"], "source": _show(source), "target": _show(target), "equal": equal})
+    return rows
+
+
+def _cut(value, width):
+    text = "%s" % (value,)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def render_table(rows, source_label="source", target_label="target", max_width=32):
+    """The rows side by side as lines of text; values wider than ``max_width`` are cut (RV(rows)
+    has them whole). The last column: yes, NO, or - where nothing is compared."""
+    cells = [("table / figure", source_label, target_label, "equal?")]
+    for row in rows:
+        cells.append((row["item"], _cut(row["source"], max_width), _cut(row["target"], max_width),
+                      "-" if row["equal"] is None else ("yes" if row["equal"] else "NO")))
+    widths = [max(len(cell[i]) for cell in cells) for i in range(3)]
+    lines = []
+    for number, cell in enumerate(cells):
+        lines.append("  ".join(text.ljust(width) for text, width in zip(cell, widths)) + "  " + cell[3])
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths) + "  ------")
+    return lines
+
+
 def differences(rows):
     """The items that differ (rows whose equal is false; null means not compared)."""
     return [row["item"] for row in rows if row["equal"] is False]
 
 
-def compare(source, target, app_schema=checklist.DEFAULT_APP_SCHEMA, backup=None, tables=None):
-    """The whole comparison: {equal, rows, differences} and, with ``backup``, changed_since_backup."""
+def compare(source, target, app_schema=checklist.DEFAULT_APP_SCHEMA, backup=None, tables=None, extra_rows=None):
+    """The whole comparison: {equal, rows, differences} and, with ``backup``, changed_since_backup.
+    ``extra_rows`` (given_rows) come first."""
     rows, changed = build_rows(source, target, app_schema, backup, tables)
+    rows = given_rows(extra_rows) + rows
     differing = differences(rows)
     result = {"equal": not differing, "rows": rows, "differences": differing}
     if backup is not None:

@@ -97,6 +97,38 @@ options:
     type: list
     elements: str
     default: []
+  extra_rows:
+    description:
+      - Rows to show first, for facts the databases do not hold (a checksum, the operating system,
+        a duration). Each has an O(extra_rows[].item), the O(extra_rows[].source) and
+        O(extra_rows[].target) values, and whether to O(extra_rows[].compare) them; a compared row
+        that differs is a difference like any other.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      item:
+        description: What the row shows.
+        type: str
+        required: true
+      source:
+        description: The source's value (any type; shown as text).
+        type: raw
+      target:
+        description: The target's value.
+        type: raw
+      compare:
+        description: Whether the two values must be equal; otherwise the row is shown only.
+        type: bool
+        default: false
+  source_label:
+    description: Heading of the source's column in RV(table).
+    type: str
+    default: source
+  target_label:
+    description: Heading of the target's column in RV(table).
+    type: str
+    default: target
 extends_documentation_fragment:
   - lift_simulator.postgresql.attributes
   - lift_simulator.postgresql.attributes.read_only
@@ -158,11 +190,15 @@ EXAMPLES = r"""
     database: lift_simulator_copy
     source_figures: "{{ comparison.target }}"
     source_manifest: "{{ newest_backup }}"
+    source_label: "old: db1"
+    target_label: "new: db2"
+    extra_rows:    # facts the databases do not hold, shown first; compared when asked
+      - {item: backup sha256, source: "{{ comparison.source.sha256 }}", target: "{{ comparison.source.sha256 }}", compare: true}
   register: moved
 
 - name: Show the comparison side by side
   ansible.builtin.debug:
-    msg: "{{ moved.rows | map(attribute='item') | zip(moved.rows | map(attribute='source'), moved.rows | map(attribute='target')) }}"
+    msg: "{{ moved.table }}"
 """
 
 RETURN = r"""
@@ -209,6 +245,18 @@ rows:
     - {"item": "rows lift_simulator.lift_system", "source": 12, "target": 12, "equal": true}
     - {"item": "flyway history (lift_simulator)", "source": "14 rows, 0 failed, latest 13",
        "target": "14 rows, 0 failed, latest 13", "equal": true}
+table:
+  description:
+    - RV(rows) side by side as lines of text, under O(source_label) and O(target_label), with
+      C(yes), C(NO) or C(-) (not compared); values longer than 32 characters are cut.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "table / figure                   source: lift-db-1  target: lift-db-2  equal?"
+    - "-------------------------------  -----------------  -----------------  ------"
+    - "PostgreSQL server                15.18              17.6               -"
+    - "rows lift_simulator.lift_system  12                 12                 yes"
 differences:
   description: The items of the RV(rows) that differ.
   returned: always
@@ -276,10 +324,9 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_
     CONNECTION_MUTUALLY_EXCLUSIVE, connection_argument_spec, connection_params)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.manifest import (
     ManifestError, load_manifest, manifest_path_for)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import MANIFEST_SUFFIX
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
     DatabaseError, PgError, quote_for_message)
-
-MANIFEST_SUFFIX = ".manifest.json"
 
 
 class _SourceOptions(object):
@@ -333,6 +380,14 @@ def main():
         source_figures=dict(type="dict"),
         app_schema=dict(type="str", default="lift_simulator"),
         tables=dict(type="list", elements="str", default=[]),
+        extra_rows=dict(type="list", elements="dict", default=[], options=dict(
+            item=dict(type="str", required=True),
+            source=dict(type="raw"),
+            target=dict(type="raw"),
+            compare=dict(type="bool", default=False),
+        )),
+        source_label=dict(type="str", default="source"),
+        target_label=dict(type="str", default="target"),
     )
     module = AnsibleModule(
         argument_spec=argument_spec, supports_check_mode=True,
@@ -365,8 +420,10 @@ def main():
     target = read(module, target_params, "target database", scrub)
 
     source = live if live is not None else backup
-    outcome = compare.compare(source, target, p["app_schema"], backup if live is not None else None, p["tables"])
-    result = dict(changed=False, source=source, target=target, msg=compare.summary(outcome), **outcome)
+    outcome = compare.compare(source, target, p["app_schema"], backup if live is not None else None, p["tables"],
+                              p["extra_rows"])
+    result = dict(changed=False, source=source, target=target, msg=compare.summary(outcome),
+                  table=compare.render_table(outcome["rows"], p["source_label"], p["target_label"]), **outcome)
     if live is not None and backup is not None:
         result["backup"] = backup
     module.exit_json(**result)

@@ -150,8 +150,12 @@ def test_module_examples_work_as_written(example_cluster):
         compared = runner.run_with_setup("compare", {"Compare the live database with a backup": database_copy})[0]
         example_cluster.psql("DROP DATABASE lift_simulator_copy")
         assert compared.task("Compare the live database with a backup")["equal"] is True
-        assert compared.task("Compare with figures read elsewhere (e.g. hostvars[old_host].comparison.target), "
-                             "beside the backup's")["changed_since_backup"] == []
+        moved = compared.task("Compare with figures read elsewhere (e.g. hostvars[old_host].comparison.target), "
+                              "beside the backup's")
+        assert moved["changed_since_backup"] == [] and moved["equal"] is True
+        assert moved["rows"][0] == {"item": "backup sha256", "source": moved["rows"][0]["source"],
+                                    "target": moved["rows"][0]["source"], "equal": True}
+        assert moved["table"][0].split()[-5:] == ["old:", "db1", "new:", "db2", "equal?"]
 
         example_cluster.psql("INSERT INTO lift_simulator.lift_system (system_key, display_name) "
                              "VALUES ('written-after-the-backups', 'marker')", database="lift_simulator")

@@ -111,7 +111,7 @@ def test_doc_command_works_as_written(source, command):
 
 
 ROLE_PREFIXES = {"server_": "server", "scheduled_backup_": "scheduled_backup", "clean_restore_": "clean_restore",
-                 "private_directory_": "private_directory"}
+                 "private_directory_": "private_directory", "fetch_backup_": "fetch_backup"}
 
 
 def doc_snippets():

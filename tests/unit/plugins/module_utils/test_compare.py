@@ -237,3 +237,36 @@ def test_database_figures_use_the_backups_own_functions(monkeypatch):
 def test_differences_skip_rows_not_compared():
     rows = [{"item": "a", "equal": None}, {"item": "b", "equal": False}, {"item": "c", "equal": True}]
     assert compare.differences(rows) == ["b"]
+
+
+def test_given_rows_compare_only_when_asked():
+    rows = compare.given_rows([
+        {"item": "operating system", "source": "Debian 12", "target": "Debian 13"},
+        {"item": "backup sha256", "source": "ab", "target": "ab", "compare": True},
+        {"item": "backup name", "source": "x", "target": "y", "compare": True},
+        {"item": "checksum there", "source": "ab", "target": None, "compare": True},
+    ])
+    assert [row["equal"] for row in rows] == [None, True, False, False]
+    assert rows[3]["target"] == "missing"
+
+
+def test_extra_rows_come_first_and_count_as_differences():
+    figures = {"server_version": "15.1", "row_counts": {"a.t": 1}, "flyway": None, "checklist": None}
+    outcome = compare.compare(figures, dict(figures, server_version="17.2"),
+                              extra_rows=[{"item": "backup sha256", "source": "ab", "target": "cd", "compare": True}])
+    assert [row["item"] for row in outcome["rows"]] == ["backup sha256", "PostgreSQL server", "rows a.t"]
+    assert outcome["differences"] == ["backup sha256"] and not outcome["equal"]
+
+
+def test_render_table_lines_up_and_cuts_long_values():
+    rows = [{"item": "PostgreSQL server", "source": "15.18", "target": "17.6", "equal": None},
+            {"item": "rows lift_simulator.lift_system", "source": 12, "target": 11, "equal": False},
+            {"item": "backup sha256", "source": "f" * 64, "target": "f" * 64, "equal": True}]
+    lines = compare.render_table(rows, "source: lift-db-1", "target: lift-db-2")
+    assert lines[0].split() == ["table", "/", "figure", "source:", "lift-db-1", "target:", "lift-db-2", "equal?"]
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[2].endswith("  -") and lines[3].endswith("  NO") and lines[4].endswith("  yes")
+    assert "f" * 29 + "..." in lines[4] and "f" * 30 not in lines[4]
+    assert len(set(line.index("target") if "target" in line else None for line in lines[:1])) == 1
+    columns = [line.index("17.6") for line in lines if "17.6" in line] + [lines[0].index("target:")]
+    assert len(set(columns)) == 1
