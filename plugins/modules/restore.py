@@ -308,11 +308,13 @@ removed_leftovers:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
     directory_checks_argument_spec, loading_argument_spec)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import DatabaseError, PgError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
+    RestoreError, RestoreRequest, keep_previous_count)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.strategies import run_restore
 
 
 def main():
@@ -351,10 +353,10 @@ def main():
     if p["phase"] != "full" and p["strategy"] == "replace":
         module.fail_json(msg="strategy replace has no phases: it drops the database before restoring")
     try:
-        keep_previous = restore_run.keep_previous_count(p["keep_previous"])
-    except restore_run.RestoreError as exc:
+        keep_previous = keep_previous_count(p["keep_previous"])
+    except RestoreError as exc:
         module.fail_json(msg=str(exc))
-    request = restore_run.RestoreRequest(
+    request = RestoreRequest(
         connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
         owner=p["owner"], strategy=p["strategy"], keep_previous=keep_previous, force=p["force"],
         jobs=p["jobs"], bin_dir=p["bin_dir"], tables=p["tables"], truncate=p["truncate"], checks=p["checks"],
@@ -364,8 +366,8 @@ def main():
         directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"], create_roles=p["create_roles"],
         rollback_to=p["rollback_to"])
     try:
-        result = restore_run.run_restore(request, check_mode=module.check_mode)
-    except (restore_run.RestoreError, PgError, DatabaseError) as exc:
+        result = run_restore(request, check_mode=module.check_mode)
+    except (RestoreError, PgError, DatabaseError) as exc:
         what = ("rollback of %s" % p["database"] if p["phase"] == "rollback"
                 else "restore of %s into %s" % (p["path"] or p["staging_database"], p["database"]))
         module.fail_json(msg="%s failed: %s" % (what, exc),

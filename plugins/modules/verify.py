@@ -201,7 +201,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_files
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
     directory_checks_argument_spec, loading_argument_spec)
@@ -209,6 +208,10 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.atomic_f
     ensure_private_dir, write_file_atomic)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
     DatabaseError, PgError, find_client_binary)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.opening import backup_warnings
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
+    RestoreError, RestoreRequest)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.scratch import run_verify_restore
 
 
 def quick(module, path, bin_dir):
@@ -245,14 +248,14 @@ def main():
             # Check mode never creates the scratch database: only the reading part runs.
             backup, checks, counts, scratch, duration = quick(module, p["path"], p["bin_dir"])
         else:
-            request = restore_run.RestoreRequest(
+            request = RestoreRequest(
                 connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
                 owner=p["owner"], jobs=p["jobs"], bin_dir=p["bin_dir"], checks=p["checks"],
                 app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], load_as=p["load_as"],
                 load_host=p["load_host"], privileges=p["privileges"], lock_timeout=p["lock_timeout"],
                 directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"])
-            backup, checks, counts, scratch, duration = restore_run.run_verify_restore(request)
-    except (backup_files.BackupFileError, restore_run.RestoreError, PgError, DatabaseError) as exc:
+            backup, checks, counts, scratch, duration = run_verify_restore(request)
+    except (backup_files.BackupFileError, RestoreError, PgError, DatabaseError) as exc:
         checks = getattr(exc, "checks", None) or [checklist.check("backup", False, str(exc))]
         result.update(msg="verification of %s failed: %s" % (p["path"], exc), checks=checks,
                       failed_checks=[c["name"] for c in checklist.failing(checks)],
@@ -264,7 +267,7 @@ def main():
                   failed_checks=[c["name"] for c in checklist.failing(checks)])
     if scratch:
         result["scratch_database"] = scratch
-    for warning in restore_run.backup_warnings(backup):
+    for warning in backup_warnings(backup):
         module.warn(warning)
     write_report(module, result)
     if result["failed_checks"]:

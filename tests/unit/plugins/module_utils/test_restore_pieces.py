@@ -12,13 +12,15 @@ import subprocess
 
 import pytest
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_load
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import cluster_admin
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import restore_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import scram
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import table_restore
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import backup_load
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import names
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import table_restore
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
+    RestoreError, keep_previous_count)
 
 from test_plain_dump import DUMP
 
@@ -161,23 +163,23 @@ def test_conninfo_dbname_quotes_everything():
 
 
 def test_derived_names_fit_postgresql_limit():
-    name = restore_run.derived_name("x" * 70, "staging", "20261124083000")
+    name = names.derived_name("x" * 70, "staging", "20261124083000")
     assert len(name.encode()) == 63 and name.endswith("_staging_20261124083000")
-    name = restore_run.derived_name("ü" * 40, "verify", "20261124083000")
+    name = names.derived_name("ü" * 40, "verify", "20261124083000")
     assert len(name.encode()) <= 63
     name.encode("utf-8").decode("utf-8")
-    assert restore_run.derived_name("lift_simulator", "pre_restore", "1") == "lift_simulator_pre_restore_1"
+    assert names.derived_name("lift_simulator", "pre_restore", "1") == "lift_simulator_pre_restore_1"
 
 
 @pytest.mark.parametrize("value, count", [(True, 1), (False, 0), (3, 3), ("2", 2), ("yes", 1), ("false", 0)])
 def test_keep_previous_counts(value, count):
-    assert restore_run.keep_previous_count(value) == count
+    assert keep_previous_count(value) == count
 
 
 @pytest.mark.parametrize("value", [-1, "many", None])
 def test_keep_previous_refuses_nonsense(value):
-    with pytest.raises(restore_run.RestoreError):
-        restore_run.keep_previous_count(value)
+    with pytest.raises(RestoreError):
+        keep_previous_count(value)
 
 
 @pytest.mark.parametrize("text, items", [

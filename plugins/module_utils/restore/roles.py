@@ -12,7 +12,8 @@ an error that names them. The globals file is as untrusted as the backup: it is 
 A role is created with its LOGIN/INHERIT/CONNECTION LIMIT attributes and, when the backup was
 made with passwords, its password verifier (never a plain password) - but never as SUPERUSER,
 CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, and without memberships: those are rights that
-only an operator grants. Pure Python.
+only an operator grants. The globals file is used only when its sha256 and size match the
+manifest's (``provide_roles``). Pure Python (no Ansible).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,10 +21,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import io
+import os
 import re
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import pg_sql, quote_for_message
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import RestoreError
 
 _IDENT = rb'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _CREATE_RE = re.compile(rb"^CREATE ROLE (?P<name>" + _IDENT + rb");$")
@@ -125,3 +130,62 @@ def describe(role):
     if role.left_out:
         text += ", left out: %s" % ", ".join(sorted(set(role.left_out)))
     return text
+
+
+# --- what a restore does about them -----------------------------------------------------------
+
+def missing_roles(request, admin, backup):
+    """The roles the backup needs here (manifest ``roles``) that do not exist; [] when unknown."""
+    referenced = (backup.manifest or {}).get("roles")
+    if not referenced:
+        return []
+    needs = needed(referenced, load_as_owner=request.load_as != "superuser",
+                   skip_privileges=request.privileges == "skip")
+    return sorted(set(needs) - admin.existing_roles(needs))
+
+
+def definitions_file(backup):
+    """The backup's role definitions, checked against its manifest: {role: RoleDefinition}, or
+    (None, why not)."""
+    entry = (backup.manifest or {}).get("globals")
+    if not entry:
+        return None, ("the backup has no role definitions (made before they were written, or with "
+                      "role_definitions: false)")
+    path = os.path.join(os.path.dirname(backup.path.rstrip("/")), entry["name"])
+    try:
+        path_trust.check([path], backup.directory_checks)
+        digest, size = checksums.sha256_file(path)
+    except (OSError, path_trust.UntrustedPathError) as exc:
+        return None, "its role definitions %s cannot be used: %s" % (path, exc)
+    if digest != entry.get("sha256") or size != entry.get("size_bytes"):
+        return None, "its role definitions %s do not match the manifest's sha256" % path
+    with open(path, "rb") as handle:
+        try:
+            return parse(handle.read()), None
+        except RoleDefinitionsError as exc:
+            return None, str(exc)
+
+
+def provide_roles(request, admin, backup, result, check_mode):
+    """Before anything is created: create the missing roles the backup needs from its role
+    definitions, or stop naming them."""
+    missing = missing_roles(request, admin, backup)
+    if not missing:
+        return
+    names = ", ".join(quote_for_message(r) for r in missing)
+    definitions, why = definitions_file(backup) if request.create_roles else (None, "create_roles is false")
+    lacking = [r for r in missing if definitions is not None and r not in definitions]
+    if definitions is None or lacking:
+        raise RestoreError(
+            "the backup grants to (or has policies for) roles that do not exist here: %s, and %s; nothing was "
+            "changed. Create those roles first, or set privileges: skip to restore without the backup's GRANTs"
+            % (names, why if definitions is None else "its role definitions lack %s" % ", ".join(lacking)))
+    created = []
+    for role in missing:
+        if not check_mode:
+            admin.in_transaction(create_statements(definitions[role]))
+        created.append(describe(definitions[role]))
+    result["created_roles"] = missing
+    result["warnings"].append("%s the roles %s from the backup's role definitions, without superuser-like "
+                              "attributes or memberships; give them passwords and rights as needed"
+                              % ("would create" if check_mode else "created", "; ".join(created)))

@@ -22,7 +22,7 @@ import os
 import secrets
 import socket
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import bookkeeping
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import scram
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (

@@ -13,13 +13,19 @@ where it was. VACUUM and ANALYZE update the catalogs in place and keep row versi
 frozen rows count as old. Reading the proof runs no user code: plain tables are counted with
 count(*) by the superuser (row security does not apply to it), sequences read directly.
 When the proof cannot be made (the record is too old to compare transaction ids safely,
-a table is gone), the database counts as changed and the restore runs. Pure Python over psycopg2.
+a table is gone), the database counts as changed and the restore runs. The provenance a
+restore records with a database it put in place (``record``: backup, sha256, strategy, host,
+time and that proof) lives in the collection's records (bookkeeping.py). Pure Python over psycopg2.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
+import socket
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import ident, pg_sql
 
 # Beyond this many transactions since the restore, xids can no longer be compared safely.
@@ -89,6 +95,23 @@ def capture(conn, row_counts):
         cur.execute("SELECT pg_current_xact_id()::text::bigint")
         xid = int(cur.fetchone()[0])
     return dict(xid=xid, tables=tables, catalogs=catalogs, sequences=sequences)
+
+
+def capture_in(connection, database, row_counts):
+    """``capture`` over a superuser's connection of its own to ``database`` (``connection``: the
+    request's connection parameters)."""
+    conn = pg_connection.connect(connection.with_database(database), autocommit=True)
+    try:
+        return capture(conn, row_counts)
+    finally:
+        conn.close()
+
+
+def record(backup, strategy, proof):
+    """The provenance of a database restored from ``backup``, as bookkeeping keeps it."""
+    return {"backup": backup.name, "sha256": backup.sha256, "strategy": strategy, "host": socket.gethostname(),
+            "restored_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "proof": proof}
 
 
 def unchanged(conn, proof):
