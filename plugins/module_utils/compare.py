@@ -267,7 +267,7 @@ def _cut(value, width):
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def render_table(rows, source_label="source", target_label="target", max_width=32):
+def render_table(rows, source_label="source", target_label="target", max_width=44):
     """The rows side by side as lines of text; values wider than ``max_width`` are cut (RV(rows)
     has them whole). The last column: yes, NO, or - where nothing is compared."""
     cells = [("table / figure", source_label, target_label, "equal?")]

@@ -248,7 +248,7 @@ rows:
 table:
   description:
     - RV(rows) side by side as lines of text, under O(source_label) and O(target_label), with
-      C(yes), C(NO) or C(-) (not compared); values longer than 32 characters are cut.
+      C(yes), C(NO) or C(-) (not compared); values longer than 44 characters are cut.
   returned: always
   type: list
   elements: str

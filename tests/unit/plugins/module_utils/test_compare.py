@@ -266,7 +266,7 @@ def test_render_table_lines_up_and_cuts_long_values():
     assert lines[0].split() == ["table", "/", "figure", "source:", "lift-db-1", "target:", "lift-db-2", "equal?"]
     assert set(lines[1].replace(" ", "")) == {"-"}
     assert lines[2].endswith("  -") and lines[3].endswith("  NO") and lines[4].endswith("  yes")
-    assert "f" * 29 + "..." in lines[4] and "f" * 30 not in lines[4]
+    assert "f" * 41 + "..." in lines[4] and "f" * 42 not in lines[4]
     assert len(set(line.index("target") if "target" in line else None for line in lines[:1])) == 1
     columns = [line.index("17.6") for line in lines if "17.6" in line] + [lines[0].index("target:")]
     assert len(set(columns)) == 1
