@@ -360,36 +360,34 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, connection_argument_spec, connection_params,
     directory_checks_argument_spec)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_options import spec
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_run import (
     BackupError, BackupRequest, run_backup)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import (
-    DEFAULT_NAME_TEMPLATE, FORMATS)
 
 
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(directory_checks_argument_spec())
     argument_spec.update(
-        database=dict(type="str", default="lift_simulator", aliases=["db"]),
+        database=spec("database", aliases=["db"]),
         backup_dir=dict(type="path", required=True, aliases=["dest_dir"],
                         deprecated_aliases=[dict(name="dest_dir", version="2.0.0", collection_name="lift_simulator.postgresql")]),
-        format=dict(type="str", default="plain", choices=list(FORMATS)),
-        compression=dict(type="str", choices=list(codecs.NAMES)),
-        compression_level=dict(type="int"),
-        jobs=dict(type="int", default=1),
-        name_template=dict(type="str", default=DEFAULT_NAME_TEMPLATE),
-        name_timezone=dict(type="str", default="utc", choices=["utc", "local"], aliases=["timezone"],
+        format=spec("format"),
+        compression=spec("compression"),
+        compression_level=spec("compression_level"),
+        jobs=spec("jobs"),
+        name_template=spec("name_template"),
+        name_timezone=spec("name_timezone", aliases=["timezone"],
                            deprecated_aliases=[dict(name="timezone", version="2.0.0", collection_name="lift_simulator.postgresql")]),
-        bin_dir=dict(type="path"),
-        check_free_space=dict(type="bool", default=True),
-        lock_wait_timeout=dict(type="str", default="120s"),
-        stall_timeout=dict(type="int", default=300),
-        role_definitions=dict(type="bool", default=True),
+        bin_dir=spec("bin_dir"),
+        check_free_space=spec("check_free_space"),
+        lock_wait_timeout=spec("lock_wait_timeout"),
+        stall_timeout=spec("stall_timeout"),
+        role_definitions=spec("role_definitions"),
         reuse_max_age_minutes=dict(type="int"),
-        role_passwords=dict(type="bool", default=False),
-        log_dir=dict(type="path"),
-        app_schema=dict(type="str", default="lift_simulator"),
+        role_passwords=spec("role_passwords"),
+        log_dir=spec("log_dir"),
+        app_schema=spec("app_schema"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE)

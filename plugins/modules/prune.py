@@ -282,6 +282,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     directory_checks_argument_spec)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_options import spec
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention_apply import (
     PruneError, apply_retention)
 
@@ -293,18 +294,18 @@ def main():
         argument_spec=dict(
             backup_dir=dict(type="path", required=True, aliases=["path"],
                             deprecated_aliases=[dict(name="path", version="2.0.0", collection_name="lift_simulator.postgresql")]),
-            database=dict(type="str", default="lift_simulator", aliases=["db", "prefix"],
+            database=spec("database", aliases=["db", "prefix"],
                           deprecated_aliases=[dict(name="prefix", version="2.0.0", collection_name="lift_simulator.postgresql")]),
-            keep_last=dict(type="int", default=4),
-            keep_daily=dict(type="int"),
-            keep_weekly=dict(type="int"),
-            keep_monthly=dict(type="int"),
-            max_age_days=dict(type="int"),
-            include_legacy=dict(type="bool", default=False),
-            verify_checksums=dict(type="bool", default=True),
-            calendar_timezone=dict(type="str", default="utc", choices=["utc", "local"], aliases=["timezone"],
+            keep_last=spec("keep_last"),
+            keep_daily=spec("keep_daily"),
+            keep_weekly=spec("keep_weekly"),
+            keep_monthly=spec("keep_monthly"),
+            max_age_days=spec("max_age_days"),
+            include_legacy=spec("include_legacy"),
+            verify_checksums=spec("verify_checksums"),
+            calendar_timezone=spec("calendar_timezone", aliases=["timezone"],
                                    deprecated_aliases=[dict(name="timezone", version="2.0.0", collection_name="lift_simulator.postgresql")]),
-            legacy_timezone=dict(type="str", default="local", choices=["local", "utc"]),
+            legacy_timezone=spec("legacy_timezone"),
             **directory_checks_argument_spec()
         ),
         supports_check_mode=True,

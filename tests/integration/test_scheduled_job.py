@@ -3,8 +3,8 @@
 
 The command runs as the postgres OS user with the system Python (which has no Ansible), from an
 installed layout built in a temporary directory exactly as the role builds it: the command, and
-the module_utils listed in roles/scheduled_backup/vars/main.yml below
-ansible_collections/lift_simulator/postgresql/plugins/module_utils with __init__.py files.
+the collection's module_utils as a whole (but those that import Ansible; tests/lib/lift_job.py)
+below ansible_collections/lift_simulator/postgresql/plugins/module_utils with __init__.py files.
 """
 from __future__ import absolute_import, division, print_function
 

@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -32,6 +33,24 @@ def role_vars():
         return yaml.safe_load(handle)
 
 
+def module_utils_files(variables=None):
+    """The module_utils the role copies (relative paths): every *.py, subpackages included, but
+    those with a line that imports Ansible (tasks/install.yml finds them with the same pattern)."""
+    variables = variables or role_vars()
+    imports_ansible = re.compile(variables["__scheduled_backup_ansible_import_re"])
+    source = os.path.join(ROOT, "plugins", "module_utils")
+    found = []
+    for directory, dirs, files in os.walk(source):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "__pycache__"))]
+        for name in files:
+            path = os.path.join(directory, name)
+            if name.endswith(".py") and not name.startswith("."):
+                with open(path) as handle:
+                    if not any(imports_ansible.match(line) for line in handle):
+                        found.append(os.path.relpath(path, source))
+    return sorted(found)
+
+
 def install_layout(base):
     """The command and its module_utils, laid out as the role installs them; returns the command."""
     variables = role_vars()
@@ -41,7 +60,8 @@ def install_layout(base):
         with open(os.path.join(lib, directory, "__init__.py"), "w"):
             pass
     target = os.path.join(lib, variables["__scheduled_backup_packages_dirs"][-1])
-    for name in variables["__scheduled_backup_module_utils"]:
+    for name in module_utils_files(variables):
+        os.makedirs(os.path.dirname(os.path.join(target, name)), exist_ok=True)
         shutil.copy(os.path.join(ROOT, "plugins", "module_utils", name), os.path.join(target, name))
     command = os.path.join(base, "lift-pg-backup")
     with open(os.path.join(ROLE, "files", "lift_pg_backup.py")) as source:

@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The scheduled job's failure notification: the last run's status file (what the systemd
+OnFailure unit reads) and the notify_command with its placeholders and environment.
+Pure Python (no Ansible).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import PROG, status_path
+
+PLACEHOLDERS = ("log", "unit", "name", "database", "host", "status", "message")
+
+
+def utc_now_text():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_status(settings, status):
+    """Record the run's outcome (a dict) for the notification; a failure to write is reported, not raised."""
+    try:
+        atomic_files.ensure_private_dir(settings["state_dir"])
+        atomic_files.write_file_atomic(settings["state_dir"], os.path.basename(status_path(settings)),
+                                       json.dumps(status, indent=2, sort_keys=True) + "\n", mode=0o640,
+                                       replace=True)
+    except OSError as exc:
+        sys.stderr.write("%s: cannot write the status file %s: %s\n" % (PROG, status_path(settings), exc))
+
+
+def read_status(settings):
+    try:
+        with open(status_path(settings)) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def notify_values(settings, status, unit):
+    """The values for the notification. ``status`` is the last run's status file: when it records
+    no failure, the unit failed before the run could record one (e.g. a configuration error)."""
+    if not status or status.get("status") == "success":
+        status = dict(status="unknown", message="the unit %s failed before it recorded the run (a configuration "
+                      "error?); see journalctl -u %s" % (unit, unit) if unit else "the backup job failed")
+    return dict(log=status.get("log_path") or "", unit=unit or "", name=settings["name"],
+                database=settings["database"], host=socket.getfqdn(), status=status.get("status") or "unknown",
+                message=status.get("message") or "the backup job failed")
+
+
+def substitute(argv, values):
+    """Replace {log}, {unit}, ... in each argument (only those: other braces stay as they are)."""
+    result = []
+    for arg in argv:
+        for key in PLACEHOLDERS:
+            arg = arg.replace("{%s}" % key, values[key])
+        result.append(arg)
+    return result
+
+
+def run_notify(settings, status, unit, reporter):
+    """Run notify_command; returns 0 when it succeeded (or there is none), 1 otherwise.
+
+    It runs as the job's user: cli.main() has switched to that user already (the systemd
+    notification unit starts the command as root)."""
+    values = notify_values(settings, status, unit)
+    if not settings["notify_command"]:
+        reporter.error("backup job %s failed: %s (no notify_command configured)"
+                       % (settings["name"], values["message"]))
+        return 0
+    argv = substitute(settings["notify_command"], values)
+    env = dict(os.environ)
+    env.update(("LIFT_BACKUP_%s" % key.upper(), value) for key, value in values.items())
+    try:
+        code = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, timeout=settings["notify_timeout"],
+                              check=False, cwd="/").returncode
+    except (OSError, subprocess.SubprocessError) as exc:
+        reporter.error("the notification command %s failed: %s" % (argv[0], exc))
+        return 1
+    if code != 0:
+        reporter.error("the notification command %s exited with %d" % (argv[0], code))
+        return 1
+    return 0
