@@ -18,11 +18,10 @@ import datetime
 import os
 import socket
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_dir
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention_apply
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import safe_component
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.posix import PosixStorage
 
 UTC = datetime.timezone.utc
 
@@ -38,10 +37,7 @@ def find(dest_dir, database, identifier, max_age_s, now=None):
     now = now or datetime.datetime.now(UTC)
     if not os.path.isdir(dest_dir):
         return None, []
-    scanned = retention.scan(backup_dir.list_entries(dest_dir)[0], safe_component(database))
-    candidates, _legacy = retention.inspect(
-        scanned, False, read_manifest=lambda name: manifest_mod.load_manifest(os.path.join(dest_dir, name)),
-        digest=lambda name: checksums.backup_digest(os.path.join(dest_dir, name))[0])
+    candidates = retention_apply.examine(PosixStorage(dest_dir), safe_component(database))[1]
     host = socket.getfqdn()
     passed_over = []
     for candidate in candidates:

@@ -22,7 +22,6 @@ import socket
 import threading
 import time
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_reuse
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
@@ -37,6 +36,8 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import p
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.units import human_bytes
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.run_log import RunLog
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import StorageError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.posix import PosixStorage
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import (
     COLLECTION_NAME, COLLECTION_VERSION)
 
@@ -69,6 +70,7 @@ class BackupRequest(object):
                  reuse_max_age_s=None):
         self.connection = connection
         self.dest_dir = os.path.abspath(dest_dir)
+        self.storage = PosixStorage(self.dest_dir)
         self.format = fmt
         # Plain dumps are uncompressed unless asked (the strategy's .sql); archives use pg_dump's
         # own default, gzip.
@@ -164,11 +166,11 @@ def run_backup(request, check_mode=False, progress=None, log=None):
     busy_conn = None
     try:
         result["warnings"] = _trust_paths(request)
-        result["dest_dir_created"] = _prepare_dest_dir(request.dest_dir)
-        result["removed_partials"] = atomic_files.remove_stale_partials(request.dest_dir)
+        result["dest_dir_created"] = _prepare_dest_dir(request.storage)
+        result["removed_partials"] = request.storage.remove_partials(request.storage.stale_partials())
         for leftover in result["removed_partials"]:
             log.add("removed an incomplete leftover of an interrupted run: %s" % leftover)
-        if os.path.lexists(path):
+        if request.storage.exists(name):
             raise BackupError("refusing to overwrite %s: it already exists" % path)
 
         try:
@@ -201,7 +203,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
                                                               len(tables), snapshot))
 
         estimate = estimate_dump_bytes(tables, request.compression)
-        free = atomic_files.free_bytes(request.dest_dir)
+        free = request.storage.free_bytes()
         result["estimated_bytes"] = estimate
         if request.check_free_space and estimate > free:
             raise BackupError("not enough free space in %s: %s free, the dump needs about %s "
@@ -296,8 +298,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
     )
     failpoints.reached("backup-before-manifest")
     try:
-        atomic_files.write_file_atomic(request.dest_dir, os.path.basename(result["manifest_path"]),
-                                       manifest_mod.dumps(manifest))
+        request.storage.write(os.path.basename(result["manifest_path"]), manifest_mod.dumps(manifest))
     except OSError as exc:
         # The backup itself is complete and synced; without its manifest it is not "good" for
         # retention, so say so rather than pretend success.
@@ -370,7 +371,7 @@ def _role_definitions(request, server_major, name):
             pg_connection.conninfo_dbname(request.connection.database)]
     if not request.role_passwords:
         argv.append("--no-role-passwords")
-    target = atomic_files.AtomicFile(request.dest_dir, naming.globals_name(name), mode=0o600)
+    target = request.storage.create(naming.globals_name(name))
     try:
         with pg_connection.ClientEnvironment(request.connection) as env:
             stream = dump_pipeline.Pipeline([argv], env=env).run(target)
@@ -396,10 +397,10 @@ def _publish_role_definitions(role_file, path):
     return {"name": target.name, "sha256": stream.sha256, "size_bytes": stream.size, "role_passwords": passwords}
 
 
-def _prepare_dest_dir(dest_dir):
+def _prepare_dest_dir(storage):
     try:
-        return atomic_files.ensure_private_dir(dest_dir)
-    except atomic_files.AtomicFileError as exc:
+        return storage.ensure()
+    except StorageError as exc:
         raise BackupError("dest_dir: %s" % exc.strerror)
 
 
@@ -432,7 +433,7 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
                 commands.append(codecs.get(request.compression).encode_argv(request.compression_level))
             except codecs.CodecError as exc:
                 raise BackupError(str(exc))
-        target = atomic_files.AtomicFile(request.dest_dir, name, mode=0o600)
+        target = request.storage.create(name)
         with target:
             try:
                 pipeline = dump_pipeline.Pipeline(commands, env=env, progress=progress, stall=stall)
@@ -452,7 +453,7 @@ def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_p
 
 def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started, stall):
     params = request.connection
-    temp_dir = os.path.join(request.dest_dir, atomic_files.partial_name(name))
+    temp_dir = request.storage.partial_tree(name)
     argv = dump_pipeline.pg_dump_argv(pg_dump, "directory", snapshot=snapshot, compress=compress,
                                       jobs=request.jobs, file_path=temp_dir,
                                       lock_wait_timeout=request.lock_wait_timeout)
@@ -467,7 +468,7 @@ def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, befor
         files, size, digest = checksums.hash_directory(temp_dir)
         before_publish()
         failpoints.reached("backup-before-publish")
-        atomic_files.publish_directory(temp_dir, path)
+        request.storage.publish_tree(temp_dir, name)
     except dump_pipeline.DumpError as exc:
         _discard(temp_dir)
         raise BackupError("the dump failed: %s" % exc, pg_connection.stderr_tail(exc.stderr, params))

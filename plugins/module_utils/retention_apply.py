@@ -6,7 +6,7 @@
 The one implementation behind the ``prune`` module and the host-side scheduled job: the
 directory is opened once, listed through that descriptor, the backups are examined (manifests
 read, checksums verified), ``retention.plan`` decides, and what it removes goes through the same
-descriptor (``backup_dir.remove_entry``: never a symlink, never an entry that changed since it
+descriptor (storage/posix.py: never a symlink, never an entry that changed since it
 was examined; a backup before its manifest). The rules are documented in docs/retention.md.
 Pure Python (no Ansible).
 """
@@ -19,12 +19,11 @@ import datetime
 import os
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_dir
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import safe_component
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import StorageError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.posix import PosixStorage
 
 UTC = datetime.timezone.utc
 
@@ -94,6 +93,56 @@ def entry_result(decision, path, now):
     return result
 
 
+def examine(store, prefix, include_legacy=False, verify_checksums=True, legacy_tz=None):
+    """The backups of ``prefix`` in ``store``: (scan, candidates, left out, identities), manifests
+    read and (``verify_checksums``) checksums verified. The one listing of prune, backup_info and
+    the backup's reuse. Raises OSError when the location cannot be read."""
+    entries, idents = store.entries()
+    scanned = retention.scan(entries, prefix)
+    candidates, left_out = retention.inspect(
+        scanned, include_legacy, read_manifest=store.read_manifest,
+        digest=store.digest if verify_checksums else None, legacy_tz=legacy_tz)
+    return scanned, candidates, left_out, idents
+
+
+def _apply(store, outcome, prefix, rules, include_legacy, verify_checksums, legacy_tz, protect, check_mode):
+    """Scan, plan and remove through ``store``, held open: what it removes is what it listed."""
+    path = store.location
+    try:
+        outcome.scanned, candidates, outcome.left_out, idents = examine(
+            store, prefix, include_legacy, verify_checksums, legacy_tz)
+        partials = [name for name in store.stale_partials()
+                    if retention.belongs_to(atomic_files.partial_target(name), prefix)]
+    except OSError as exc:
+        raise PruneError("cannot examine %s: %s" % (path, exc))
+    outcome.plan = retention.plan(candidates, rules, outcome.now,
+                                  orphan_manifests=[e.name for e in outcome.scanned.orphan_manifests],
+                                  orphan_globals=[e.name for e in outcome.scanned.orphan_globals],
+                                  stale_partials=partials)
+    protected = set(protect or ())
+    doomed = sorted(protected.intersection(n for d in outcome.plan.removed for n in removed_names(d)))
+    if doomed:
+        raise PruneError("retention would remove %s, which must be kept (is a backup dated in the future "
+                         "in %s?); nothing was removed" % (", ".join(doomed), path))
+    if check_mode:
+        outcome.removed = list(outcome.plan.removed)
+        return
+    for decision in outcome.plan.removed:
+        try:
+            if decision.what == "partial":
+                store.remove_partials([decision.name])
+            else:
+                # The backup first: an interruption leaves orphan companions, removed next time.
+                for name in removed_names(decision):
+                    store.remove(name, idents[name])
+        except OSError as exc:
+            outcome.errors.append(dict(path=os.path.join(path, decision.name), msg=exc.strerror or str(exc)))
+            continue
+        outcome.removed.append(decision)
+    if outcome.plan.removed:
+        store.sync()
+
+
 def removed_names(decision):
     """The directory entries a decision covers, in the order they are removed: the backup, its
     globals file and its manifest (last, so an interruption never leaves a manifest that counts)."""
@@ -127,52 +176,8 @@ def apply_retention(path, rules, database="lift_simulator", include_legacy=False
         raise PruneError("%s; nothing was removed" % exc)
     prefix = safe_component(database)
     try:
-        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as exc:
-        raise PruneError("cannot open %s: %s" % (path, exc.strerror))
-    try:
-        try:
-            entries, idents = backup_dir.list_entries(path, dir_fd=dir_fd)
-            outcome.scanned = retention.scan(entries, prefix)
-            candidates, outcome.left_out = retention.inspect(
-                outcome.scanned, include_legacy,
-                read_manifest=lambda name: manifest_mod.load_manifest(os.path.join(path, name)),
-                digest=(lambda name: checksums.backup_digest(os.path.join(path, name))[0])
-                if verify_checksums else None,
-                legacy_tz=legacy_tz)
-            partials = [os.path.basename(found) for found in atomic_files.find_stale_partials(path)
-                        if retention.belongs_to(atomic_files.partial_target(os.path.basename(found)), prefix)]
-        except OSError as exc:
-            raise PruneError("cannot examine %s: %s" % (path, exc))
-        outcome.plan = retention.plan(candidates, rules, outcome.now,
-                                      orphan_manifests=[e.name for e in outcome.scanned.orphan_manifests],
-                                      orphan_globals=[e.name for e in outcome.scanned.orphan_globals],
-                                      stale_partials=partials)
-        protected = set(protect or ())
-        doomed = sorted(protected.intersection(n for d in outcome.plan.removed for n in removed_names(d)))
-        if doomed:
-            raise PruneError("retention would remove %s, which must be kept (is a backup dated in the future "
-                             "in %s?); nothing was removed" % (", ".join(doomed), path))
-        if check_mode:
-            outcome.removed = list(outcome.plan.removed)
-            return outcome
-        for decision in outcome.plan.removed:
-            try:
-                if decision.what == "partial":
-                    atomic_files.remove_partials([os.path.join(path, decision.name)])
-                else:
-                    # The backup first: an interruption leaves orphan companions, removed next time.
-                    for name in removed_names(decision):
-                        backup_dir.remove_entry(dir_fd, name, idents[name])
-            except OSError as exc:
-                outcome.errors.append(dict(path=os.path.join(path, decision.name), msg=exc.strerror or str(exc)))
-                continue
-            outcome.removed.append(decision)
-        if outcome.plan.removed:
-            try:
-                os.fsync(dir_fd)
-            except OSError:
-                pass
-    finally:
-        os.close(dir_fd)
+        with PosixStorage(path) as store:
+            _apply(store, outcome, prefix, rules, include_legacy, verify_checksums, legacy_tz, protect, check_mode)
+    except StorageError as exc:
+        raise PruneError(exc.strerror)
     return outcome

@@ -292,15 +292,14 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention_apply
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     directory_checks_argument_spec)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_dir import list_entries
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import (
     manifest_name, parse_backup_name, safe_component)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.posix import PosixStorage
 
 UTC = datetime.timezone.utc
 
@@ -371,12 +370,8 @@ def main():
         module.fail_json(msg=str(exc), **result)
     now = datetime.datetime.now(UTC)
     try:
-        scanned = retention.scan(list_entries(path)[0], safe_component(p["database"]))
-        candidates, _left_out = retention.inspect(
-            scanned, p["include_legacy"],
-            read_manifest=lambda name: manifest_mod.load_manifest(os.path.join(path, name)),
-            digest=(lambda name: checksums.backup_digest(os.path.join(path, name))[0])
-            if p["verify_checksums"] else None,
+        scanned, candidates, _left_out, _ids = retention_apply.examine(
+            PosixStorage(path), safe_component(p["database"]), p["include_legacy"], p["verify_checksums"],
             legacy_tz=None if p["legacy_timezone"] == "local" else UTC)
     except OSError as exc:
         module.fail_json(msg="cannot examine %s: %s" % (path, exc), **result)

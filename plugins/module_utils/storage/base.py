@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The storage interface: where backups live, and the only way the backup, prune, backup_info
+and the scheduled job write, list and remove them.
+
+A driver owns atomic writes (a name appears only when its content is complete and synced),
+listing with what retention needs (kind, size, time, an identity to remove only what was
+examined), reading, removal, and free space. posix.py is the local file system; a driver for
+remote storage (SFTP, S3-compatible) implements the same methods. Pure Python.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class StorageError(OSError):
+    """A storage operation failed; the message names the location and the problem."""
+
+
+class Storage(object):
+    """What every driver provides. ``name`` arguments are plain names inside the location."""
+
+    location = None
+
+    def ensure(self):
+        """Make the location usable (create it privately if missing); True when it was created."""
+        raise NotImplementedError
+
+    def exists(self, name):
+        raise NotImplementedError
+
+    def create(self, name, mode=0o600):
+        """A writer for ``name``: ``write(data)``, then ``commit()`` publishes it complete and synced;
+        ``abort()`` (or leaving a ``with`` block on an exception) leaves nothing under ``name``."""
+        raise NotImplementedError
+
+    def write(self, name, data, mode=0o600, replace=False):
+        """Write ``data`` (bytes or text) under ``name`` atomically."""
+        raise NotImplementedError
+
+    def entries(self):
+        """(list of retention.Entry, {name: identity}) for every entry of the location."""
+        raise NotImplementedError
+
+    def read_manifest(self, name):
+        raise NotImplementedError
+
+    def digest(self, name):
+        """The sha256 of a backup (a file, or a directory archive's combined digest)."""
+        raise NotImplementedError
+
+    def remove(self, name, identity):
+        """Remove ``name`` only if it is still what ``entries`` returned as ``identity``."""
+        raise NotImplementedError
+
+    def stale_partials(self):
+        """Names of temporaries an interrupted writer left (never one still being written)."""
+        raise NotImplementedError
+
+    def remove_partials(self, names):
+        raise NotImplementedError
+
+    def free_bytes(self):
+        raise NotImplementedError
