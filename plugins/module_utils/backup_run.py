@@ -17,14 +17,13 @@ __metaclass__ = type
 
 import datetime
 import os
-import shutil
 import socket
 import threading
 import time
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_reuse
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
@@ -52,13 +51,7 @@ DEFAULT_LOCK_WAIT_TIMEOUT = "120s"
 DEFAULT_STALL_TIMEOUT = 300
 
 
-class BackupError(Exception):
-    """A backup failed. The message names the problem; ``stderr`` is the failing program's tail."""
-
-    def __init__(self, message, stderr=""):
-        Exception.__init__(self, message)
-        self.stderr = stderr
-        self.log_path = None
+BackupError = backup_dump.BackupError
 
 
 class BackupRequest(object):
@@ -211,7 +204,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
                               % (request.dest_dir, human_bytes(free), human_bytes(estimate)))
 
         # The role definitions are taken first (a failure leaves nothing) and published after the dump.
-        role_file = _role_definitions(request, server_major, name) if request.role_definitions else None
+        role_file = backup_dump.take_role_definitions(request, server_major, name) if request.role_definitions else None
         counter = _Counter(conn, tables)
         stall = None
         if request.stall_timeout:
@@ -226,9 +219,9 @@ def run_backup(request, check_mode=False, progress=None, log=None):
 
         try:
             # The count starts once pg_dump runs: forking with other threads about is unsafe.
-            stream = _dump(request, pg_dump, dump_major, snapshot, name, path, progress, counts_done, counter.start,
-                           stall)
-            globals_info = _publish_role_definitions(role_file, path)
+            stream = backup_dump.dump(request, pg_dump, dump_major, snapshot, name, path, progress, counts_done,
+                                      counter.start, stall)
+            globals_info = backup_dump.publish_role_definitions(role_file, path)
         finally:
             if counter.is_alive():
                 conn.cancel()  # the dump failed: do not wait for the counts
@@ -360,43 +353,6 @@ def _busy(conn, application_name):
     return busy
 
 
-def _role_definitions(request, server_major, name):
-    """The cluster's role definitions (pg_dumpall --globals-only; passwords only when asked), in a
-    0600 file not yet under its name: (AtomicFile, stream result, with passwords)."""
-    try:
-        pg_dumpall = pg_connection.find_client_binary("pg_dumpall", request.bin_dir, min_major=server_major)[0]
-    except pg_connection.PgError as exc:
-        raise BackupError(str(exc))
-    argv = [pg_dumpall, "--globals-only", "--no-password", "-l",
-            pg_connection.conninfo_dbname(request.connection.database)]
-    if not request.role_passwords:
-        argv.append("--no-role-passwords")
-    target = request.storage.create(naming.globals_name(name))
-    try:
-        with pg_connection.ClientEnvironment(request.connection) as env:
-            stream = dump_pipeline.Pipeline([argv], env=env).run(target)
-    except dump_pipeline.DumpError as exc:
-        target.abort()
-        raise BackupError("writing the role definitions failed (pg_dumpall --globals-only; role_definitions: false "
-                          "leaves them out): %s" % exc, pg_connection.stderr_tail(exc.stderr, request.connection))
-    except BaseException:
-        target.abort()
-        raise
-    return target, stream, bool(request.role_passwords)
-
-
-def _publish_role_definitions(role_file, path):
-    """Give the role definitions their name beside the published backup; their manifest entry."""
-    if role_file is None:
-        return None
-    target, stream, passwords = role_file
-    try:
-        target.commit()
-    except OSError as exc:
-        raise BackupError("the backup %s was written but its role definitions could not be: %s" % (path, exc))
-    return {"name": target.name, "sha256": stream.sha256, "size_bytes": stream.size, "role_passwords": passwords}
-
-
 def _prepare_dest_dir(storage):
     try:
         return storage.ensure()
@@ -412,75 +368,6 @@ def _preflight_check_mode(request):
     if os.path.isdir(dest) and not os.access(dest, os.W_OK | os.X_OK):
         raise BackupError("dest_dir: directory %s is not writable by this user (uid %d)" % (dest, os.geteuid()))
     return dict(dest_dir_created=not os.path.isdir(dest))
-
-
-def _dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_publish, on_started, stall):
-    """Run pg_dump (and the compressor) into the backup's final name; nothing partial remains."""
-    params = request.connection.with_application(pg_connection.run_application_name("pg_dump"))
-    try:
-        compress = codecs.archive_compress_option(request.format, request.compression, request.compression_level,
-                                                  dump_major)
-    except codecs.CodecError as exc:
-        raise BackupError(str(exc))
-    with pg_connection.ClientEnvironment(params) as env:
-        if request.format == "directory":
-            return _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started,
-                                   stall)
-        commands = [dump_pipeline.pg_dump_argv(pg_dump, request.format, snapshot=snapshot, compress=compress,
-                                               lock_wait_timeout=request.lock_wait_timeout)]
-        if request.format == "plain" and request.compression != "none":
-            try:
-                commands.append(codecs.get(request.compression).encode_argv(request.compression_level))
-            except codecs.CodecError as exc:
-                raise BackupError(str(exc))
-        target = request.storage.create(name)
-        with target:
-            try:
-                pipeline = dump_pipeline.Pipeline(commands, env=env, progress=progress, stall=stall)
-                stream = pipeline.run(target, on_started)
-            except dump_pipeline.DumpError as exc:
-                raise BackupError("the dump failed: %s" % exc, pg_connection.stderr_tail(exc.stderr, params))
-            if stream.size == 0:
-                raise BackupError("pg_dump produced no output")
-            before_publish()
-            failpoints.reached("backup-before-publish")
-            try:
-                target.commit()
-            except OSError as exc:
-                raise BackupError("cannot publish the backup %s: %s" % (path, exc.strerror or exc))
-        return stream
-
-
-def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started, stall):
-    params = request.connection
-    temp_dir = request.storage.partial_tree(name)
-    argv = dump_pipeline.pg_dump_argv(pg_dump, "directory", snapshot=snapshot, compress=compress,
-                                      jobs=request.jobs, file_path=temp_dir,
-                                      lock_wait_timeout=request.lock_wait_timeout)
-    started = time.monotonic()
-    try:
-        dump_pipeline.run_program(argv, env=env, on_started=on_started, stall=stall)
-        os.chmod(temp_dir, 0o700)
-        for root, _dirs, files in os.walk(temp_dir):
-            for entry in files:
-                os.chmod(os.path.join(root, entry), 0o600)
-        # pg_dump writes the files itself, so the digests need a pass over them afterwards.
-        files, size, digest = checksums.hash_directory(temp_dir)
-        before_publish()
-        failpoints.reached("backup-before-publish")
-        request.storage.publish_tree(temp_dir, name)
-    except dump_pipeline.DumpError as exc:
-        _discard(temp_dir)
-        raise BackupError("the dump failed: %s" % exc, pg_connection.stderr_tail(exc.stderr, params))
-    except BaseException:
-        _discard(temp_dir)
-        raise
-    return dump_pipeline.StreamResult(size, digest, time.monotonic() - started, files=files)
-
-
-def _discard(path):
-    if path and os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _finish_log(request, log, stem, result, outcome, stderr):

@@ -16,7 +16,7 @@ MODULE_UTILS = os.path.join(ROOT, "plugins", "module_utils")
 LOWER = ["pg_connection.py", "pg_catalog.py", "cluster_admin.py", "scram.py", "codecs.py", "naming.py",
          "manifest.py", "checksums.py", "plain_dump.py", "backup_files.py", "path_trust.py", "atomic_files.py",
          "backup_dir.py", "storage/base.py", "storage/posix.py", "units.py"]
-UPPER = ("backup_run", "backup_reuse", "retention_apply", "restore", "compare", "job", "ansible_common")
+UPPER = ("backup_run", "backup_dump", "backup_reuse", "retention_apply", "restore", "compare", "job", "ansible_common")
 PREFIX = "ansible_collections.lift_simulator.postgresql.plugins.module_utils"
 
 
