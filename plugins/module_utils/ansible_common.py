@@ -13,6 +13,7 @@ __metaclass__ = type
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_options import spec
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import ConnectionParams, PgError
 
 CONNECTION_MUTUALLY_EXCLUSIVE = [["login_host", "login_unix_socket"]]
@@ -24,14 +25,13 @@ def connection_argument_spec():
         login_password=dict(type="str", default="", no_log=True, fallback=(env_fallback, ["PGPASSWORD"])),
         login_host=dict(type="str", default="", fallback=(env_fallback, ["PGHOST"])),
         login_unix_socket=dict(type="path", default=""),
-        login_port=dict(type="int", default=5432, aliases=["port"], fallback=(env_fallback, ["PGPORT"])),
-        ssl_mode=dict(type="str", default="prefer",
-                      choices=["allow", "disable", "prefer", "require", "verify-ca", "verify-full"]),
+        login_port=spec("login_port", aliases=["port"], fallback=(env_fallback, ["PGPORT"])),
+        ssl_mode=spec("ssl_mode"),
         ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
         ssl_cert=dict(type="path"),
         ssl_key=dict(type="path", no_log=False),
         connect_params=dict(type="dict", default={}),
-        connect_timeout=dict(type="int", default=10),
+        connect_timeout=spec("connect_timeout"),
     )
 
 
@@ -71,7 +71,7 @@ def checks_argument_spec():
             expect=dict(type="raw"),
             min=dict(type="float"),
         ), mutually_exclusive=[["expect", "min"]]),
-        app_schema=dict(type="str", default="lift_simulator"),
+        app_schema=spec("app_schema"),
     )
 
 
@@ -88,4 +88,4 @@ def loading_argument_spec():
 
 def directory_checks_argument_spec():
     """The option documented by the doc fragment lift_simulator.postgresql.directory_checks."""
-    return dict(directory_checks=dict(type="str", default="strict", choices=["strict", "warn"]))
+    return dict(directory_checks=spec("directory_checks"))

@@ -6,8 +6,7 @@
 Each option's type, default, choices and lower bound. The modules build their argument_spec
 lines from here (``spec``), and the scheduled job (module_utils/job/settings.py) builds its
 settings from the same entries, so that a choice, a default or a range is never written twice.
-The connection and directory_checks entries mirror ansible_common.py's argument specs (a unit
-test checks that they agree). Pure Python (no Ansible).
+ansible_common.py takes the connection and directory_checks entries from here too. Pure Python (no Ansible).
 """
 
 from __future__ import absolute_import, division, print_function
