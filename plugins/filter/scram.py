@@ -9,7 +9,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import scram
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import scram
 
 
 def scram_verifier(password, stored=None):

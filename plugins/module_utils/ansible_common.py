@@ -13,8 +13,8 @@ __metaclass__ = type
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_options import spec
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import ConnectionParams, PgError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import spec
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import ConnectionParams, PgError
 
 CONNECTION_MUTUALLY_EXCLUSIVE = [["login_host", "login_unix_socket"]]
 
@@ -35,10 +35,22 @@ def connection_argument_spec():
     )
 
 
-def connection_params(module, database):
+def connection_params(module, database, overrides=None, overrides_name="source_connection"):
     """The modules' connection options as ConnectionParams; a bad connect_params fails the module
-    before anything happens."""
+    before anything happens. ``overrides`` (a second connection, such as compare's
+    source_connection) replaces the options it sets; a host or socket given there replaces both,
+    and a user given there never gets the first connection's password."""
     p = module.params
+    if overrides:
+        given = dict((k, v) for k, v in overrides.items() if v is not None)
+        if "login_host" in given or "login_unix_socket" in given:
+            given.setdefault("login_host", "")
+            given.setdefault("login_unix_socket", "")
+        if "login_user" in given:
+            given.setdefault("login_password", "")
+        if given.get("login_host") and given.get("login_unix_socket"):
+            module.fail_json(msg="%s: login_host and login_unix_socket are mutually exclusive" % overrides_name)
+        p = dict(p, **given)
     try:
         return _connection_params(p, database)
     except PgError as exc:
@@ -89,3 +101,17 @@ def loading_argument_spec():
 def directory_checks_argument_spec():
     """The option documented by the doc fragment lift_simulator.postgresql.directory_checks."""
     return dict(directory_checks=spec("directory_checks"))
+
+
+# Names an option had before it was renamed: accepted, with a deprecation warning, until then.
+RENAMED_UNTIL = "2.0.0"
+
+
+def renamed(option, *old_names):
+    """``option`` (an argument_spec entry) also accepting ``old_names``, its earlier names, as
+    deprecated aliases."""
+    option = dict(option)
+    option["aliases"] = list(option.get("aliases", [])) + [n for n in old_names if n not in option.get("aliases", [])]
+    option["deprecated_aliases"] = [dict(name=name, version=RENAMED_UNTIL, collection_name="lift_simulator.postgresql")
+                                    for name in old_names]
+    return option

@@ -359,9 +359,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, connection_argument_spec, connection_params,
-    directory_checks_argument_spec)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_options import spec
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_run import (
+    directory_checks_argument_spec, renamed)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import spec
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.run import (
     BackupError, BackupRequest, run_backup)
 
 
@@ -370,15 +370,13 @@ def main():
     argument_spec.update(directory_checks_argument_spec())
     argument_spec.update(
         database=spec("database", aliases=["db"]),
-        backup_dir=dict(type="path", required=True, aliases=["dest_dir"],
-                        deprecated_aliases=[dict(name="dest_dir", version="2.0.0", collection_name="lift_simulator.postgresql")]),
+        backup_dir=renamed(dict(type="path", required=True), "dest_dir"),
         format=spec("format"),
         compression=spec("compression"),
         compression_level=spec("compression_level"),
         jobs=spec("jobs"),
         name_template=spec("name_template"),
-        name_timezone=spec("name_timezone", aliases=["timezone"],
-                           deprecated_aliases=[dict(name="timezone", version="2.0.0", collection_name="lift_simulator.postgresql")]),
+        name_timezone=renamed(spec("name_timezone"), "timezone"),
         bin_dir=spec("bin_dir"),
         check_free_space=spec("check_free_space"),
         lock_wait_timeout=spec("lock_wait_timeout"),
@@ -392,26 +390,9 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE)
     p = module.params
-    request = BackupRequest(
-        connection=connection_params(module, p["database"]),
-        dest_dir=p["backup_dir"],
-        fmt=p["format"],
-        compression=p["compression"],
-        compression_level=p["compression_level"],
-        jobs=p["jobs"],
-        name_template=p["name_template"],
-        timezone=p["name_timezone"],
-        bin_dir=p["bin_dir"],
-        check_free_space=p["check_free_space"],
-        lock_wait_timeout=p["lock_wait_timeout"] or None,
-        log_dir=p["log_dir"],
-        app_schema=p["app_schema"],
-        directory_checks=p["directory_checks"],
-        stall_timeout=p["stall_timeout"],
-        role_definitions=p["role_definitions"],
-        role_passwords=p["role_passwords"],
-        reuse_max_age_s=p["reuse_max_age_minutes"] * 60 if p["reuse_max_age_minutes"] else None,
-    )
+    request = BackupRequest.from_options(
+        connection_params(module, p["database"]), p, dest_dir=p["backup_dir"], timezone=p["name_timezone"],
+        reuse_max_age_s=p["reuse_max_age_minutes"] * 60 if p["reuse_max_age_minutes"] else None)
     try:
         result = run_backup(request, check_mode=module.check_mode)
     except BackupError as exc:

@@ -292,13 +292,13 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention_apply
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
-    directory_checks_argument_spec)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import (
+    directory_checks_argument_spec, renamed)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.naming import (
     manifest_name, parse_backup_name, safe_component)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import apply as retention_apply
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import policy as retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.posix import PosixStorage
 
 UTC = datetime.timezone.utc
@@ -343,10 +343,8 @@ def describe(candidate, path, now):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            backup_dir=dict(type="path", required=True, aliases=["path"],
-                            deprecated_aliases=[dict(name="path", version="2.0.0", collection_name="lift_simulator.postgresql")]),
-            database=dict(type="str", default="lift_simulator", aliases=["db", "prefix"],
-                          deprecated_aliases=[dict(name="prefix", version="2.0.0", collection_name="lift_simulator.postgresql")]),
+            backup_dir=renamed(dict(type="path", required=True), "path"),
+            database=renamed(dict(type="str", default="lift_simulator", aliases=["db"]), "prefix"),
             include_legacy=dict(type="bool", default=False),
             verify_checksums=dict(type="bool", default=True),
             legacy_timezone=dict(type="str", default="local", choices=["local", "utc"]),

@@ -133,6 +133,7 @@ extends_documentation_fragment:
   - lift_simulator.postgresql.attributes
   - lift_simulator.postgresql.attributes.read_only
   - lift_simulator.postgresql.connection
+  - lift_simulator.postgresql.directory_checks
 notes:
   - The login needs C(CONNECT) on the databases and C(SELECT) on every table it counts (the
     application's role or the read-only backup role do; the checklist needs the application's
@@ -317,40 +318,18 @@ changed_since_backup:
   sample: ["rows lift_simulator.simulation_run"]
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import compare
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
-    CONNECTION_MUTUALLY_EXCLUSIVE, connection_argument_spec, connection_params)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.manifest import (
-    ManifestError, load_manifest, manifest_path_for)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.naming import MANIFEST_SUFFIX
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+    CONNECTION_MUTUALLY_EXCLUSIVE, connection_argument_spec, connection_params, directory_checks_argument_spec)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.manifest import (
+    ManifestError, load_manifest, manifest_path_of)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
     DatabaseError, PgError, quote_for_message)
-
-
-class _SourceOptions(object):
-    """The module as connection_params() sees it, with the options source_connection sets."""
-
-    def __init__(self, module, overrides):
-        self.params = dict(module.params, **overrides)
-        self.fail_json = module.fail_json
-
-
-def source_params(module):
-    given = dict((k, v) for k, v in (module.params["source_connection"] or {}).items() if v is not None)
-    if "login_host" in given or "login_unix_socket" in given:
-        given.setdefault("login_host", "")
-        given.setdefault("login_unix_socket", "")
-    if "login_user" in given:
-        given.setdefault("login_password", "")
-    if given.get("login_host") and given.get("login_unix_socket"):
-        module.fail_json(msg="source_connection: login_host and login_unix_socket are mutually exclusive")
-    return connection_params(_SourceOptions(module, given), module.params["source_database"])
-
-
-def manifest_file(path):
-    return path if path.endswith(MANIFEST_SUFFIX) else manifest_path_for(path)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import path_trust
 
 
 def read(module, params, what, scrub):
@@ -389,6 +368,7 @@ def main():
         source_label=dict(type="str", default="source"),
         target_label=dict(type="str", default="target"),
     )
+    argument_spec.update(directory_checks_argument_spec())
     module = AnsibleModule(
         argument_spec=argument_spec, supports_check_mode=True,
         mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE + [["source_database", "source_figures"]],
@@ -396,7 +376,9 @@ def main():
         required_by={"source_connection": "source_database"})
     p = module.params
     target_params = connection_params(module, p["database"])
-    live_params = source_params(module) if p["source_database"] is not None else None
+    live_params = None
+    if p["source_database"] is not None:
+        live_params = connection_params(module, p["source_database"], p["source_connection"] or {})
 
     def scrub(text):
         text = target_params.scrub(text)
@@ -404,10 +386,14 @@ def main():
 
     backup = None
     if p["source_manifest"]:
-        path = manifest_file(p["source_manifest"])
+        path = manifest_path_of(p["source_manifest"])
         try:
+            # Another user who could replace the manifest would choose the figures it is judged by.
+            for warning in path_trust.check([os.path.dirname(path), path], p["directory_checks"],
+                                            "the manifest %s" % path):
+                module.warn(warning)
             backup = compare.manifest_figures(load_manifest(path), p["app_schema"], p["tables"], path=path)
-        except ManifestError as exc:
+        except (ManifestError, path_trust.UntrustedPathError) as exc:
             module.fail_json(msg="cannot compare with the backup: %s" % exc)
     live = None
     if live_params is not None:

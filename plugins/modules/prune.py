@@ -279,11 +279,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
-    directory_checks_argument_spec)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_options import spec
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention_apply import (
+    directory_checks_argument_spec, renamed)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import spec
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import policy as retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention.apply import (
     PruneError, apply_retention)
 
 UTC = datetime.timezone.utc
@@ -292,10 +292,8 @@ UTC = datetime.timezone.utc
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            backup_dir=dict(type="path", required=True, aliases=["path"],
-                            deprecated_aliases=[dict(name="path", version="2.0.0", collection_name="lift_simulator.postgresql")]),
-            database=spec("database", aliases=["db", "prefix"],
-                          deprecated_aliases=[dict(name="prefix", version="2.0.0", collection_name="lift_simulator.postgresql")]),
+            backup_dir=renamed(dict(type="path", required=True), "path"),
+            database=renamed(spec("database", aliases=["db"]), "prefix"),
             keep_last=spec("keep_last"),
             keep_daily=spec("keep_daily"),
             keep_weekly=spec("keep_weekly"),
@@ -303,8 +301,7 @@ def main():
             max_age_days=spec("max_age_days"),
             include_legacy=spec("include_legacy"),
             verify_checksums=spec("verify_checksums"),
-            calendar_timezone=spec("calendar_timezone", aliases=["timezone"],
-                                   deprecated_aliases=[dict(name="timezone", version="2.0.0", collection_name="lift_simulator.postgresql")]),
+            calendar_timezone=renamed(spec("calendar_timezone"), "timezone"),
             legacy_timezone=spec("legacy_timezone"),
             **directory_checks_argument_spec()
         ),
@@ -313,13 +310,11 @@ def main():
     p = module.params
     path = os.path.abspath(p["backup_dir"])
     try:
-        rules = retention.Rules(keep_last=p["keep_last"], keep_daily=p["keep_daily"], keep_weekly=p["keep_weekly"],
-                                keep_monthly=p["keep_monthly"], max_age_days=p["max_age_days"],
-                                tz=UTC if p["calendar_timezone"] == "utc" else None)
+        rules = retention.Rules.from_options(p, p["calendar_timezone"])
     except retention.RetentionError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=False, path=path, kept=[], removed=[], left_alone=[])
-    # The scan, the plan and the removal are shared with the scheduled job (module_utils/retention_apply.py).
+    # The scan, the plan and the removal are shared with the scheduled job (module_utils/retention/apply.py).
     try:
         outcome = apply_retention(path, rules, database=p["database"], include_legacy=p["include_legacy"],
                                   verify_checksums=p["verify_checksums"],

@@ -311,7 +311,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
     directory_checks_argument_spec, loading_argument_spec)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import DatabaseError, PgError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import DatabaseError, PgError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
     RestoreError, RestoreRequest, keep_previous_count)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.strategies import run_restore

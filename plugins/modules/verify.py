@@ -199,28 +199,26 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_files
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
     directory_checks_argument_spec, loading_argument_spec)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.atomic_files import (
-    ensure_private_dir, write_file_atomic)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
-    DatabaseError, PgError, find_client_binary)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import backup_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.clients import find_client_binary
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import DatabaseError, PgError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.opening import backup_warnings
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
     RestoreError, RestoreRequest)
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.scratch import run_verify_restore
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.atomic_files import (
+    ensure_private_dir, write_file_atomic)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify.by_restore import run_verify_restore
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify.quick import verify_quickly
 
 
 def quick(module, path, bin_dir):
     started = time.monotonic()
     backup = backup_files.inspect(path, module.params["directory_checks"])
-    pg_restore = None
-    if backup.format != "plain":
-        pg_restore = find_client_binary("pg_restore", bin_dir)[0]
-    checks = backup_files.quick_checks(backup, pg_restore)
+    checks = verify_quickly(backup, lambda: find_client_binary("pg_restore", bin_dir)[0])
     return backup, checks, {}, None, round(time.monotonic() - started, 3)
 
 

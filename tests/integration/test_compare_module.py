@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shutil
 
 import pytest
 
@@ -188,3 +189,21 @@ def test_wrong_use_fails_clearly(cluster, workdir):
     assert "cannot compare with the backup" in missing["msg"] and "no.sql.manifest.json" in missing["msg"]
     absent = compare(cluster, expect_ok=False, source_database="lift_simulator", database=PREFIX + "absent")
     assert "target database" in absent["msg"] and "does not exist" in absent["msg"]
+
+
+def test_a_manifest_other_users_could_replace_is_refused(cluster, backed_up, workdir):
+    """Another local user who can write where the manifest is could choose the figures the
+    target is judged by: refused (strict, the default), or a warning (directory_checks: warn)."""
+    db, made = backed_up
+    shared = os.path.join(workdir, "shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o777)
+    copied = os.path.join(shared, os.path.basename(made["manifest_path"]))
+    shutil.copy(made["manifest_path"], copied)
+    os.chmod(copied, 0o644)
+    refused = compare(cluster, expect_ok=False, source_manifest=copied, database=db)
+    assert "cannot compare with the backup" in refused["msg"] and "cannot be trusted" in refused["msg"]
+    assert shared in refused["msg"] and "writable by group and others" in refused["msg"]
+    warned = compare(cluster, source_manifest=copied, database=db, directory_checks="warn")
+    assert warned["equal"] is True
+    assert any("cannot be trusted" in w and shared in w for w in warned.get("warnings", []))

@@ -20,9 +20,9 @@ import time
 
 import pytest
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as mf
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as mf
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import atomic_files
 from pglab import run_playbook
 from helpers import undocumented_keys
 
@@ -211,7 +211,7 @@ class Tree(object):
 @pytest.fixture
 def rootdir():
     """A directory only root can change: root runs these modules, and root trusts no directory
-    that another user (postgres included) could change (module_utils/path_trust.py)."""
+    that another user (postgres included) could change (module_utils/storage/path_trust.py)."""
     path = tempfile.mkdtemp(prefix="lift-it-root-")
     yield path
     shutil.rmtree(path, ignore_errors=True)

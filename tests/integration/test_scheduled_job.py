@@ -24,8 +24,8 @@ import time
 
 import pytest
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as mf
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as mf
 from pglab import LIFT_ADMIN_PASSWORD, SYSTEM_PYTHON, free_port
 from lift_job import Job, chown_postgres, log_of, make_layout, new_backup, old_backups
 

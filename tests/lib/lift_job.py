@@ -16,8 +16,8 @@ import subprocess
 
 import yaml
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as mf
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as mf
 from pglab import ROOT, SYSTEM_PYTHON
 
 ROLE = os.path.join(ROOT, "roles", "scheduled_backup")

@@ -4,6 +4,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib
 import json
 import os
 import subprocess
@@ -25,3 +26,22 @@ def module_docs():
                          stdout=subprocess.PIPE, universal_newlines=True).stdout
     docs = json.loads(out)
     return dict((m, docs["lift_simulator.postgresql." + m]["doc"]) for m in MODULES)
+
+
+class _Spec(Exception):
+    pass
+
+
+@pytest.fixture()
+def argument_spec_of(monkeypatch):
+    """The argument_spec a module's main() gives AnsibleModule: argument_spec_of("backup")."""
+    def get(name):
+        module = importlib.import_module("ansible_collections.lift_simulator.postgresql.plugins.modules." + name)
+
+        def capture(argument_spec, **_kwargs):
+            raise _Spec(argument_spec)
+        monkeypatch.setattr(module, "AnsibleModule", capture)
+        with pytest.raises(_Spec) as info:
+            module.main()
+        return info.value.args[0]
+    return get

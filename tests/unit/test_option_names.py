@@ -6,12 +6,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
-import re
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = ["backup", "verify", "restore", "prune", "backup_info", "compare"]
 
 # Each idea and its one name; the other names it has had are only ever deprecated aliases.
@@ -35,14 +32,13 @@ def options(module_docs):
     return dict((m, module_docs[m]["options"]) for m in MODULES)
 
 
-def deprecated_in_source(module):
-    with open(os.path.join(ROOT, "plugins", "modules", module + ".py")) as handle:
-        return set(re.findall(r'deprecated_aliases=\[dict\(name="([a-z_]+)"', handle.read()))
+def deprecated_in_spec(argument_spec):
+    return set(alias["name"] for option in argument_spec.values() for alias in option.get("deprecated_aliases", []))
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_deprecated_aliases_are_the_listed_ones(module):
-    assert deprecated_in_source(module) == DEPRECATED.get(module, set())
+def test_deprecated_aliases_are_the_listed_ones(module, argument_spec_of):
+    assert deprecated_in_spec(argument_spec_of(module)) == DEPRECATED.get(module, set())
 
 
 def test_no_idea_has_a_second_name(options):

@@ -15,8 +15,8 @@ import fcntl
 import os
 import time
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import ConfigError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import atomic_files
 
 
 def lock_message(path, holder):

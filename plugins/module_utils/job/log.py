@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The scheduled job's log of a run: one file, the backup code's own.
 
-The job passes its JobLog (a run_log.RunLog) to backup_run.run_backup, which writes the file once
+The job passes its JobLog (a backup/run_log.py RunLog) to backup/run.py's run_backup, which writes the file once
 the backup's outcome is known (the job's first lines included); the job then appends its later
 lines (verification, retention, metrics, result) to that same file instead of rewriting it. A
 run that ends before run_backup wrote a log (refused by the lock, a bad setting, a log that
@@ -19,8 +19,8 @@ import datetime
 import os
 import sys
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.run_log import RunLog
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import PROG
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.run_log import RunLog
 
 
 class JobLog(RunLog):

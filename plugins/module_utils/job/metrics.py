@@ -13,8 +13,8 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import metrics_path
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import atomic_files
 
 METRIC_PREFIX = "lift_simulator_backup_"
 METRICS = (

@@ -17,8 +17,8 @@ import socket
 import subprocess
 import sys
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import PROG, status_path
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import atomic_files
 
 PLACEHOLDERS = ("log", "unit", "name", "database", "host", "status", "message")
 

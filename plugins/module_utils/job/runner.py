@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to lift_simulator.postgresql
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One run of the scheduled job: the lock, the backup (backup_run, the backup module's code), the
-quick verification of what it wrote (backup_files.quick_checks, the verify module's quick level),
-the retention (retention_apply, the prune module's code; only after a verified backup), and the
+"""One run of the scheduled job: the lock, the backup (backup/run.py, the backup module's code), the
+quick verification of what it wrote (verify/quick.py, the verify module's quick level), the
+retention (retention/apply.py, the prune module's code; only after a verified backup), and the
 record of the outcome: metrics, the log, the status file, the notification under cron.
 Pure Python (no Ansible).
 """
@@ -18,11 +18,8 @@ import signal
 import time
 import traceback
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_files
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_run
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import retention_apply
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import backup_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import run as backup_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import metrics
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import notify
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.lock import JobLock, LockBusy, lock_message
@@ -32,6 +29,11 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.pres
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.privileges import current_user
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import (
     PROG, ConfigError, metrics_path, read_password)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import clients
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import apply as retention_apply
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import policy as retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify.quick import verify_quickly
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import COLLECTION_VERSION
 
 EXIT_OK = 0
@@ -72,22 +74,12 @@ def connection_params(settings):
 
 
 def backup_request(settings, params):
-    return backup_run.BackupRequest(
-        connection=params, dest_dir=settings["dest_dir"], fmt=settings["format"],
-        compression=settings["compression"], compression_level=settings["compression_level"],
-        jobs=settings["jobs"], name_template=settings["name_template"], timezone=settings["timezone"],
-        bin_dir=settings["bin_dir"], check_free_space=settings["check_free_space"],
-        lock_wait_timeout=settings["lock_wait_timeout"], log_dir=settings["log_dir"],
-        app_schema=settings["app_schema"], directory_checks=settings["directory_checks"],
-        stall_timeout=settings["stall_timeout"], role_definitions=settings["role_definitions"],
-        role_passwords=settings["role_passwords"])
+    return backup_run.BackupRequest.from_options(params, settings, dest_dir=settings["dest_dir"],
+                                                 timezone=settings["timezone"])
 
 
 def retention_rules(settings):
-    return retention.Rules(keep_last=settings["keep_last"], keep_daily=settings["keep_daily"],
-                           keep_weekly=settings["keep_weekly"], keep_monthly=settings["keep_monthly"],
-                           max_age_days=settings["max_age_days"],
-                           tz=datetime.timezone.utc if settings["retention_timezone"] == "utc" else None)
+    return retention.Rules.from_options(settings, settings["retention_timezone"])
 
 
 class Outcome(object):
@@ -124,11 +116,8 @@ def wait_for_a_free_name(request):
 def verify(result, settings, log):
     """The quick verification of the backup just written; returns (checks, problem or None)."""
     backup = backup_files.inspect(result["path"], settings["directory_checks"])
-    pg_restore = None
-    if backup.format != "plain":
-        bin_dir = settings["bin_dir"] or os.path.dirname(result["pg_dump_path"])
-        pg_restore = pg_connection.find_client_binary("pg_restore", bin_dir)[0]
-    checks = backup_files.quick_checks(backup, pg_restore)
+    bin_dir = settings["bin_dir"] or os.path.dirname(result["pg_dump_path"])
+    checks = verify_quickly(backup, lambda: clients.find_client_binary("pg_restore", bin_dir)[0])
     for item in checks:
         log.add("verification: %s %s: %s" % (item["name"], "skipped" if item["skipped"] else
                                              "passed" if item["passed"] else "FAILED", item["detail"]))

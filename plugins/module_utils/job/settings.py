@@ -5,7 +5,7 @@
 
 Every setting that is also an option of the backup or prune module (format, compression, jobs,
 name_template, the keep_* rules, ...) takes its type, choices, default and lower bound from
-module_utils/backup_options.py, the table the modules' argument_spec is built from; only the
+module_utils/backup/options.py, the table the modules' argument_spec is built from; only the
 job's own settings (lock, metrics, notification, user, ...) are written here. The effective
 settings are the defaults, then the configuration file (JSON, written by the role
 lift_simulator.postgresql.scheduled_backup), then the command-line options. Pure Python (no Ansible).
@@ -19,7 +19,7 @@ import json
 import os
 import re
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup_options import OPTIONS
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import OPTIONS
 
 PROG = "lift-pg-backup"
 CONFIG_DIR = "/etc/lift-pg-backup"

@@ -21,11 +21,12 @@ import subprocess
 import tempfile
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import dump_pipeline
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import process
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import PgError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_dump
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import clients
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import PgError
 
 # The first release of each major version whose psql knows \restrict (August 2025).
 _RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
@@ -47,7 +48,7 @@ class LoadError(Exception):
 def client(name, bin_dir, server_major):
     """(path, major, version text) of a client program, refused when older than the server."""
     try:
-        return pg_connection.find_client_binary(name, bin_dir, min_major=server_major)
+        return clients.find_client_binary(name, bin_dir, min_major=server_major)
     except PgError as exc:
         raise LoadError(str(exc))
 
@@ -108,8 +109,8 @@ def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privilege
             argv.append("--no-owner")
         argv.append(backup.path)
         try:
-            dump_pipeline.run_program(argv, env=env, stall=stall)
-        except dump_pipeline.DumpError as exc:
+            process.run_program(argv, env=env, stall=stall)
+        except process.ProgramError as exc:
             raise _failure(str(exc), exc.stderr, params)
 
 
@@ -133,8 +134,8 @@ class DumpText(object):
                 "-f", "-", backup.path]
         self.err = tempfile.TemporaryFile()
         try:
-            self.proc = dump_pipeline.spawn(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=self.err, env=dict(os.environ, LC_MESSAGES="C"))
+            self.proc = process.spawn(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=self.err, env=dict(os.environ, LC_MESSAGES="C"))
         except OSError as exc:
             self.err.close()
             raise LoadError("cannot start %s: %s" % (self.argv[0], exc.strerror))
@@ -157,7 +158,7 @@ class DumpText(object):
         try:
             if code != 0 and not self.killed:
                 raise LoadError("reading the backup failed: %s: %s" % (
-                    dump_pipeline.describe_exit(self.argv[0], code), first_error(dump_pipeline.read_tail(self.err))))
+                    process.describe_exit(self.argv[0], code), first_error(process.read_tail(self.err))))
         finally:
             self.err.close()
 
@@ -167,8 +168,8 @@ def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stal
     with tempfile.TemporaryFile() as psql_err:
         argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"]
         try:
-            consumer = dump_pipeline.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err,
-                                           env=env)
+            consumer = process.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err,
+                                     env=env)
         except OSError as exc:
             text.kill()
             text.close()
@@ -203,6 +204,6 @@ def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stal
                 if code == 0:
                     raise
         if watch.stalled:
-            raise LoadError(stall_watch.message("psql", stall.timeout), dump_pipeline.read_tail(psql_err))
+            raise LoadError(stall_watch.message("psql", stall.timeout), process.read_tail(psql_err))
         if code != 0:
-            raise _failure(dump_pipeline.describe_exit(psql, code), dump_pipeline.read_tail(psql_err), params)
+            raise _failure(process.describe_exit(psql, code), process.read_tail(psql_err), params)

@@ -23,7 +23,7 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import DatabaseError, pg_sql
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import DatabaseError, pg_sql
 
 SCHEMA = "lift_simulator_postgresql"
 KINDS = ("staging", "staged", "verify", "restored", "previous")

@@ -13,10 +13,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_catalog
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import pg_sql
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import catalog as pg_catalog
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import pg_sql
 
 _OWNERSHIP_QUERIES = (
     # Tables first: their owned sequences follow them.

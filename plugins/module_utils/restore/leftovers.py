@@ -11,8 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.cluster_admin import ClusterError
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import DatabaseError, PgError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.cluster_admin import ClusterError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import DatabaseError, PgError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import loader_role
 

@@ -20,9 +20,9 @@ import os
 import socket
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
     DatabaseError, pg_sql, quote_for_message)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import backup_load
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping

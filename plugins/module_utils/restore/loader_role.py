@@ -22,11 +22,11 @@ import os
 import secrets
 import socket
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import scram
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import scram
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
     DatabaseError, PgError, pg_sql, quote_for_message)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
 
 ROLE_PREFIX = "lift_simulator_restore_"
 DEFAULT_LOAD_HOST = "127.0.0.1"

@@ -7,7 +7,7 @@ A restore's staging database is ``<database>_staging_<time>``, a verification's 
 ``<database>_verify_<time>``, the live database a swap replaces ``<database>_pre_restore_<time>``
 and the one a rollback replaces ``<database>_pre_rollback_<time>`` (UTC, to the second), all
 within PostgreSQL's 63-byte limit. A run holds the advisory lock of every name it works on
-(cluster_admin.py): a second restore of the same database stops, naming the holder, and a
+(pg/cluster_admin.py): a second restore of the same database stops, naming the holder, and a
 later run drops only temporary databases whose lock is free. Pure Python (no Ansible).
 """
 
@@ -17,8 +17,8 @@ __metaclass__ = type
 
 import datetime
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.cluster_admin import ClusterError
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.cluster_admin import ClusterError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
     DatabaseError, quote_for_message)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import RestoreError
 

@@ -10,14 +10,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_files
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.cluster_admin import ClusterAdmin
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import backup_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.cluster_admin import ClusterAdmin
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
     PgError, quote_for_message)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import backup_load
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import RestoreError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify import quick
 
 
 def connect(request):
@@ -54,8 +55,7 @@ def open_run(request, check_mode=False):
 
 
 def verify_quickly(backup, request, major):
-    pg_restore = backup_load.client("pg_restore", request.bin_dir, major)[0] if backup.format != "plain" else None
-    checks = backup_files.quick_checks(backup, pg_restore)
+    checks = quick.verify_quickly(backup, lambda: backup_load.client("pg_restore", request.bin_dir, major)[0])
     if checklist.failing(checks):
         raise RestoreError("the backup failed verification, nothing was changed: %s" % checklist.summary(checks),
                            checks=checks)

@@ -25,8 +25,8 @@ __metaclass__ = type
 import datetime
 import socket
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import ident, pg_sql
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import ident, pg_sql
 
 # Beyond this many transactions since the restore, xids can no longer be compared safely.
 _MAX_XID_DISTANCE = 1 << 30

@@ -12,8 +12,8 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
     DatabaseError, quote_for_message)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import provenance

@@ -16,7 +16,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
 
 
 class RestoreError(Exception):

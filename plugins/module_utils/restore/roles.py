@@ -24,11 +24,11 @@ import io
 import os
 import re
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import path_trust
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import pg_sql, quote_for_message
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_dump
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import pg_sql, quote_for_message
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import RestoreError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import path_trust
 
 _IDENT = rb'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _CREATE_RE = re.compile(rb"^CREATE ROLE (?P<name>" + _IDENT + rb");$")

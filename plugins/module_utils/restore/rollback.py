@@ -15,8 +15,8 @@ __metaclass__ = type
 
 import datetime
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import cluster_admin
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import quote_for_message
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import cluster_admin
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import quote_for_message
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import names
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.opening import connect

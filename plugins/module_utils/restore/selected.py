@@ -14,9 +14,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_dump
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
     DatabaseError, quote_for_message)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import backup_load
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import table_restore

@@ -7,13 +7,13 @@ entry point, ``run_restore``, which checks what it is asked, chooses the strateg
 Pure Python (psycopg2 and the PostgreSQL client programs).
 
 - The superuser login only creates, renames and drops databases and roles and reads catalogs
-  (cluster_admin.py). Loading the backup and every check that reads restored content run as a
+  (pg/cluster_admin.py). Loading the backup and every check that reads restored content run as a
   transient loading role with the owner's rights (loader.py, loader_role.py); a staging or
   scratch database belongs to that role and accepts no other connection while it loads.
 - Strategies swap and create go through a staging database that is checked before it is put in
   place (swap.py); replace drops the live database first (replace.py); ``tables`` restores the
   data of chosen tables into the live database (selected.py); ``phase: rollback`` puts a previous
-  database back (rollback.py). The restore-level verification is scratch.py.
+  database back (rollback.py). The restore-level verification is verify/by_restore.py.
 - The collection's own records (bookkeeping.py) say which databases are its staging, scratch,
   restored and previous ones; a later run drops the temporary ones of killed runs (leftovers.py),
   and keeps at most ``keep_previous`` previous databases. Restoring the backup a database was
@@ -27,8 +27,8 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_connection
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import quote_for_message
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import quote_for_message
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import names
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import opening

@@ -19,11 +19,11 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checklist
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import cluster_admin
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.cluster_admin import DatabaseAttributes
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import cluster_admin
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.cluster_admin import DatabaseAttributes
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
     DatabaseError, quote_for_message)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import names

@@ -20,8 +20,8 @@ __metaclass__ = type
 
 import tempfile
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import plain_dump
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg_connection import (
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_dump
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
     DatabaseError, ident, pg_sql, quote_for_message)
 
 

@@ -14,6 +14,26 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+# The kinds of entry a listing reports (never following symlinks).
+FILE = "file"
+DIRECTORY = "directory"
+SYMLINK = "symlink"
+OTHER = "other"
+
+
+class Entry(object):
+    """One directory entry as the caller saw it (lstat, never following symlinks).
+
+    ``size`` is the file's size, or the sum of the regular files below a directory; ``mtime`` an
+    aware datetime.
+    """
+
+    def __init__(self, name, kind, size=0, mtime=None):
+        self.name = name
+        self.kind = kind
+        self.size = size
+        self.mtime = mtime
+
 
 class StorageError(OSError):
     """A storage operation failed; the message names the location and the problem."""
@@ -41,7 +61,7 @@ class Storage(object):
         raise NotImplementedError
 
     def entries(self):
-        """(list of retention.Entry, {name: identity}) for every entry of the location."""
+        """(list of Entry, {name: identity}) for every entry of the location."""
         raise NotImplementedError
 
     def read_manifest(self, name):

@@ -2,9 +2,9 @@
 # Copyright: contributors to lift_simulator.postgresql
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The local file system as backup storage (base.Storage): atomic writes with O_TMPFILE + link
-(or a named temporary + rename) and fsync of file and directory (atomic_files.py); listing,
+(or a named temporary + rename) and fsync of file and directory (storage/atomic_files.py); listing,
 removal and sizing through one open directory descriptor, never following a symlink
-(backup_dir.py). Pure Python.
+(storage/backup_dir.py). Pure Python.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -13,10 +13,10 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import atomic_files
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_dir
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import checksums
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import atomic_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import backup_dir
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import Storage, StorageError
 
 

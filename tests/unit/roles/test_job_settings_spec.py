@@ -11,34 +11,18 @@ import os
 import pytest
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import ansible_common
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_options
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import options as backup_options
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.log import JobLog, finish_log
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import SETTINGS
-from ansible_collections.lift_simulator.postgresql.plugins.modules import backup as backup_module
-from ansible_collections.lift_simulator.postgresql.plugins.modules import prune as prune_module
-
-
-class _Spec(Exception):
-    pass
-
-
-def _argument_spec(module, monkeypatch):
-    """The argument_spec a module's main() gives AnsibleModule."""
-    def capture(argument_spec, **_kwargs):
-        raise _Spec(argument_spec)
-    monkeypatch.setattr(module, "AnsibleModule", capture)
-    with pytest.raises(_Spec) as info:
-        module.main()
-    return info.value.args[0]
 
 
 @pytest.fixture()
-def module_options(monkeypatch):
+def module_options(argument_spec_of):
     options = {}
     options.update(ansible_common.connection_argument_spec())
     options.update(ansible_common.directory_checks_argument_spec())
-    options.update(_argument_spec(prune_module, monkeypatch))
-    options.update(_argument_spec(backup_module, monkeypatch))
+    options.update(argument_spec_of("prune"))
+    options.update(argument_spec_of("backup"))
     return options
 
 

@@ -68,7 +68,7 @@ def import_closure(path):
 
 def test_the_command_imports_no_ansible_transitively():
     needed, others = import_closure(COMMAND)
-    assert "job/cli.py" in needed and "backup_run.py" in needed and "retention_apply.py" in needed
+    assert "job/cli.py" in needed and "backup/run.py" in needed and "retention/apply.py" in needed
     assert "ansible_common.py" not in needed
     # Nothing but the standard library and psycopg2: no Ansible on the database host.
     assert "ansible" not in others

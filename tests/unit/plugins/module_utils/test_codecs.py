@@ -10,9 +10,9 @@ import os
 
 import pytest
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_files
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import naming
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import backup_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import naming
 
 
 def fake_which(name):
@@ -85,13 +85,14 @@ def test_every_compressed_stream_is_recognised_by_content(codec, tmp_path):
 
 @pytest.mark.parametrize("name", codecs.NAMES)
 def test_prune_and_backup_info_list_every_codecs_backups(name, tmp_path):
-    # Both read the directory with backup_dir.list_entries and sort it with retention.scan.
-    from ansible_collections.lift_simulator.postgresql.plugins.module_utils import backup_dir, retention
+    # Both read the directory with backup_dir.list_entries and sort it with candidates.scan.
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import backup_dir
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import candidates
 
     backup = "lift_simulator_backup_20261124_080001" + naming.backup_suffix("plain", name)
     (tmp_path / backup).write_bytes(b"x")
     (tmp_path / naming.manifest_name(backup)).write_text("{}")
-    scanned = retention.scan(backup_dir.list_entries(str(tmp_path))[0], "lift_simulator")
+    scanned = candidates.scan(backup_dir.list_entries(str(tmp_path))[0], "lift_simulator")
     assert [item.entry.name for item in scanned.backups] == [backup]
     assert scanned.backups[0].manifest_entry is not None and not scanned.orphan_manifests
 

@@ -9,7 +9,7 @@ import copy
 import pytest
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import compare
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import pg_catalog
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import catalog as pg_catalog
 
 FLYWAY = {"schema": "lift_simulator", "version": "13", "description": "one published version", "installed_rank": 13,
           "rows": 14, "failed": 0}

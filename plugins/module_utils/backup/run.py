@@ -1,0 +1,399 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One backup run: preflight, consistent snapshot, streamed dump, atomic publish, manifest.
+
+This is the single implementation behind the ``backup`` module and the host-side scheduled job.
+Pure Python (psycopg2 and the PostgreSQL client programs; no Ansible).
+
+Consistency: a REPEATABLE READ transaction exports its snapshot and keeps it open; pg_dump is
+started with ``--snapshot`` so it dumps exactly what that transaction sees, and the row counts
+recorded in the manifest are taken in the same transaction, concurrently with the dump.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import os
+import socket
+import threading
+import time
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import process
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import naming
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import dump as backup_dump
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import reuse as backup_reuse
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import (
+    DEFAULT_LOCK_WAIT_TIMEOUT, DEFAULT_STALL_TIMEOUT)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.run_log import RunLog
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import catalog as pg_catalog
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import clients
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import path_trust
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import StorageError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.posix import PosixStorage
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.units import human_bytes
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import (
+    COLLECTION_NAME, COLLECTION_VERSION)
+
+# How big the dump will be, as a share of the dumped tables' on-disk size (heap + TOAST, no
+# indexes). A plain dump of the lift_simulator fixture is about 0.6 of it; compressed dumps far
+# less. Deliberately generous: the check exists to refuse hopeless runs, not to predict sizes.
+_SIZE_FACTOR_UNCOMPRESSED = 1.0
+_SIZE_FACTOR_COMPRESSED = 0.35
+
+BackupError = backup_dump.BackupError
+
+
+# The options (backup/options.py names) a BackupRequest takes as they are, and its argument for each.
+REQUEST_OPTIONS = (
+    ("format", "fmt"), ("compression", "compression"), ("compression_level", "compression_level"),
+    ("jobs", "jobs"), ("name_template", "name_template"), ("bin_dir", "bin_dir"),
+    ("check_free_space", "check_free_space"), ("lock_wait_timeout", "lock_wait_timeout"),
+    ("log_dir", "log_dir"), ("app_schema", "app_schema"), ("directory_checks", "directory_checks"),
+    ("stall_timeout", "stall_timeout"), ("role_definitions", "role_definitions"),
+    ("role_passwords", "role_passwords"))
+
+
+class BackupRequest(object):
+    @classmethod
+    def from_options(cls, connection, options, dest_dir, timezone, **extra):
+        """The request for the backup module's parameters or the scheduled job's settings: both
+        name these options as backup/options.py does. An empty or null lock_wait_timeout waits
+        without limit."""
+        given = dict((arg, options[name]) for name, arg in REQUEST_OPTIONS)
+        given["lock_wait_timeout"] = given["lock_wait_timeout"] or None
+        given.update(extra)
+        return cls(connection, dest_dir, timezone=timezone, **given)
+
+    def __init__(self, connection, dest_dir, fmt="plain", compression=None, compression_level=None,
+                 jobs=None, name_template=naming.DEFAULT_NAME_TEMPLATE, timezone="utc", bin_dir=None,
+                 check_free_space=True, lock_wait_timeout=DEFAULT_LOCK_WAIT_TIMEOUT, log_dir=None,
+                 app_schema=checklist.DEFAULT_APP_SCHEMA, directory_checks=path_trust.STRICT,
+                 stall_timeout=DEFAULT_STALL_TIMEOUT, role_definitions=True, role_passwords=False,
+                 reuse_max_age_s=None):
+        self.connection = connection
+        self.dest_dir = os.path.abspath(dest_dir)
+        self.storage = PosixStorage(self.dest_dir)
+        self.format = fmt
+        # Plain dumps are uncompressed unless asked (the strategy's .sql); archives use pg_dump's
+        # own default, gzip.
+        self.compression = compression or ("none" if fmt == "plain" else "gzip")
+        self.compression_level = compression_level
+        self.jobs = jobs
+        self.name_template = name_template or naming.DEFAULT_NAME_TEMPLATE
+        self.timezone = timezone
+        self.bin_dir = bin_dir
+        self.check_free_space = check_free_space
+        self.lock_wait_timeout = lock_wait_timeout
+        self.log_dir = os.path.abspath(log_dir) if log_dir else None
+        self.app_schema = app_schema
+        self.directory_checks = directory_checks
+        self.stall_timeout = stall_timeout
+        self.role_definitions = role_definitions
+        self.role_passwords = role_passwords
+        self.reuse_max_age_s = reuse_max_age_s
+
+    def validate(self):
+        if self.format not in naming.FORMATS:
+            raise BackupError("format must be one of %s" % ", ".join(naming.FORMATS))
+        if self.compression not in codecs.NAMES:
+            raise BackupError("compression must be one of %s" % ", ".join(codecs.NAMES))
+        if self.jobs is not None and self.jobs < 1:
+            raise BackupError("jobs must be 1 or more")
+        if self.jobs and self.jobs > 1 and self.format != "directory":
+            raise BackupError("jobs > 1 needs format directory (pg_dump dumps in parallel only there)")
+        try:
+            self.compression_level = codecs.get(self.compression).level(self.compression_level)
+        except codecs.CodecError as exc:
+            raise BackupError(str(exc))
+
+
+def plan_name(request, when=None):
+    """The backup's file name and stem for this run."""
+    when = when or naming.now(request.timezone)
+    suffix = naming.backup_suffix(request.format, request.compression)
+    try:
+        name = naming.render_name(request.name_template, request.connection.database, when,
+                                  host=socket.gethostname(), suffix=suffix)
+    except naming.NamingError as exc:
+        raise BackupError(str(exc))
+    stem = name[:-len(suffix)] if suffix else name
+    return name, stem
+
+
+def estimate_dump_bytes(tables, compression):
+    table_bytes = sum(t.table_bytes for t in tables)
+    compressed = compression != "none"
+    return int(table_bytes * (_SIZE_FACTOR_COMPRESSED if compressed else _SIZE_FACTOR_UNCOMPRESSED))
+
+
+class _Counter(threading.Thread):
+    """Counts rows in the snapshot transaction while pg_dump runs."""
+
+    def __init__(self, conn, tables):
+        threading.Thread.__init__(self, name="row-counts")
+        self.daemon = True
+        self.conn = conn
+        self.tables = tables
+        self.counts = None
+        self.error = None
+
+    def run(self):
+        try:
+            with self.conn.cursor() as cur:
+                self.counts = pg_catalog.row_counts(cur, self.tables)
+        except Exception as exc:  # reported by the main thread
+            self.error = exc
+
+
+def run_backup(request, check_mode=False, progress=None, log=None):
+    """Run one backup; return a result dict. Raises BackupError; leaves nothing half-made."""
+    params = request.connection
+    log = log if log is not None else RunLog(scrub=params.scrub)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    started_clock = time.monotonic()
+    request.validate()
+    name, stem = plan_name(request)
+    path = os.path.join(request.dest_dir, name)
+    result = dict(path=path, manifest_path=manifest_mod.manifest_path_for(path), name=name, stem=stem,
+                  format=request.format, compression=request.compression,
+                  compression_level=request.compression_level, database=params.database,
+                  log_path=None)
+    log.add("backup of database %s to %s (format %s, compression %s) started"
+            % (pg_connection.quote_for_message(params.database), path, request.format, request.compression))
+    if check_mode:
+        result.update(_preflight_check_mode(request))
+        return result
+
+    conn = None
+    busy_conn = None
+    try:
+        result["warnings"] = _trust_paths(request)
+        result["dest_dir_created"] = _prepare_dest_dir(request.storage)
+        result["removed_partials"] = request.storage.remove_partials(request.storage.stale_partials())
+        for leftover in result["removed_partials"]:
+            log.add("removed an incomplete leftover of an interrupted run: %s" % leftover)
+        if request.storage.exists(name):
+            raise BackupError("refusing to overwrite %s: it already exists" % path)
+
+        try:
+            conn = pg_connection.connect(params, autocommit=False)
+        except pg_connection.PgError as exc:
+            raise BackupError(str(exc))
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True, deferrable=False)
+        with conn.cursor() as cur:
+            if request.lock_wait_timeout:
+                # The snapshot's own queries (table sizes, row counts) wait no longer than pg_dump does.
+                cur.execute("SET LOCAL lock_timeout = %s", (request.lock_wait_timeout,))
+            version_num, version_text = pg_catalog.server_version(cur)
+            identifier = backup_reuse.system_identifier(cur)
+            if request.reuse_max_age_s:
+                reused = _reuse(request, identifier, result, log)
+                if reused is not None:
+                    return reused
+            cur.execute("SELECT pg_export_snapshot()")
+            snapshot = cur.fetchone()[0]
+            tables = pg_catalog.dumped_tables(cur)
+            roles = pg_catalog.referenced_roles(cur)
+        server_major = clients.server_major(version_num)
+        try:
+            pg_dump, dump_major, dump_version = clients.find_client_binary(
+                "pg_dump", request.bin_dir, min_major=server_major)
+        except pg_connection.PgError as exc:
+            raise BackupError(str(exc))
+        result.update(server_version=version_text, pg_dump_version=dump_version, pg_dump_path=pg_dump)
+        log.add("server %s, %s %s, %d tables, snapshot %s" % (version_text, pg_dump, dump_version,
+                                                              len(tables), snapshot))
+
+        estimate = estimate_dump_bytes(tables, request.compression)
+        free = request.storage.free_bytes()
+        result["estimated_bytes"] = estimate
+        if request.check_free_space and estimate > free:
+            raise BackupError("not enough free space in %s: %s free, the dump needs about %s "
+                              "(estimated from the tables' size; set check_free_space: false to try anyway)"
+                              % (request.dest_dir, human_bytes(free), human_bytes(estimate)))
+
+        # The role definitions are taken first (a failure leaves nothing) and published after the dump.
+        role_file = backup_dump.take_role_definitions(request, server_major, name) if request.role_definitions else None
+        counter = _Counter(conn, tables)
+        stall = None
+        if request.stall_timeout:
+            busy_conn = pg_connection.connect(params, autocommit=True)
+            stall = stall_watch.Stall(request.stall_timeout, _busy(busy_conn, pg_connection.run_application_name("pg_dump")))
+
+        def counts_done():
+            # Called before the backup is published: a backup without its row counts is not made.
+            counter.join()
+            if counter.error is not None:
+                raise BackupError("counting rows in the dump's snapshot failed: %s" % params.scrub(counter.error))
+
+        try:
+            # The count starts once pg_dump runs: forking with other threads about is unsafe.
+            stream = backup_dump.dump(request, pg_dump, dump_major, snapshot, name, path, progress, counts_done,
+                                      counter.start, stall)
+            globals_info = backup_dump.publish_role_definitions(role_file, path)
+        finally:
+            if counter.is_alive():
+                conn.cancel()  # the dump failed: do not wait for the counts
+                counter.join()
+            if role_file is not None:
+                role_file[0].abort()
+        with conn.cursor() as cur:
+            flyway = pg_catalog.flyway_state(cur)
+            figures = checklist.capture(cur, request.app_schema)
+        conn.rollback()
+    except BackupError as exc:
+        _finish_log(request, log, stem, result, "FAILED: %s" % exc, getattr(exc, "stderr", ""))
+        exc.log_path = result["log_path"]
+        raise
+    except Exception as exc:
+        message = params.scrub(exc)
+        stderr = getattr(exc, "stderr", "")
+        if isinstance(exc, process.ProgramError):
+            message = "the dump failed: %s" % message
+        elif getattr(exc, "pgcode", None) == "55P03":  # lock_not_available
+            message = ("another session holds a lock the backup needs, and it did not come within lock_wait_timeout "
+                       "(%s): %s" % (request.lock_wait_timeout, message.strip().splitlines()[0]))
+        elif isinstance(exc, OSError):
+            message = "the backup failed: %s" % message
+        else:
+            message = "the backup failed unexpectedly: %s: %s" % (type(exc).__name__, message)
+        _finish_log(request, log, stem, result, "FAILED: %s" % message, stderr)
+        error = BackupError(message, pg_connection.stderr_tail(stderr, params))
+        error.log_path = result["log_path"]
+        raise error
+    finally:
+        if conn is not None:
+            conn.close()
+        if busy_conn is not None:
+            busy_conn.close()
+
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    duration = round(time.monotonic() - started_clock, 3)
+    primary_flyway = flyway[0] if flyway else None
+    manifest = manifest_mod.build_manifest(
+        backup_name=name,
+        database=params.database,
+        host=socket.getfqdn(),
+        server={"host": params.host or "local socket", "port": params.login_port,
+                "version": result["server_version"], "version_num": version_num,
+                "system_identifier": identifier},
+        pg_dump_version=result["pg_dump_version"],
+        format=request.format,
+        compression=request.compression,
+        compression_level=request.compression_level,
+        started_at=manifest_mod.utc_iso(started),
+        finished_at=manifest_mod.utc_iso(finished),
+        duration_s=duration,
+        size_bytes=stream.size,
+        sha256=stream.sha256,
+        sha256_scope="file" if request.format != "directory" else "directory listing",
+        files=stream.files,
+        row_counts=counter.counts,
+        flyway_version=primary_flyway["version"] if primary_flyway else None,
+        flyway=flyway,
+        checklist=figures,
+        snapshot=snapshot,
+        roles=roles,
+        globals=globals_info,
+        collection=COLLECTION_NAME,
+        collection_version=COLLECTION_VERSION,
+    )
+    failpoints.reached("backup-before-manifest")
+    try:
+        request.storage.write(os.path.basename(result["manifest_path"]), manifest_mod.dumps(manifest))
+    except OSError as exc:
+        # The backup itself is complete and synced; without its manifest it is not "good" for
+        # retention, so say so rather than pretend success.
+        message = "the backup %s was written but its manifest could not be: %s" % (path, exc)
+        _finish_log(request, log, stem, result, "FAILED: %s" % message, "")
+        raise BackupError(message)
+    result.update(globals_path=os.path.join(request.dest_dir, globals_info["name"]) if globals_info else None,
+                  roles=roles)
+    result.update(size_bytes=stream.size, sha256=stream.sha256, duration_s=duration,
+                  row_counts=counter.counts, flyway_version=manifest["flyway_version"],
+                  started_at=manifest["started_at"], finished_at=manifest["finished_at"],
+                  dump_duration_s=round(stream.duration_s, 3))
+    _finish_log(request, log, stem, result,
+                "SUCCESS: %s, %d bytes, sha256 %s, %.1f s, %d tables, %d rows"
+                % (path, stream.size, stream.sha256, duration, len(counter.counts),
+                   sum(counter.counts.values())), "")
+    return result
+
+
+def _reuse(request, identifier, result, log):
+    """The result for a reusable recent backup (backup/reuse.py), or None to take a new one."""
+    found, passed_over = backup_reuse.find(request.dest_dir, request.connection.database, identifier,
+                                           request.reuse_max_age_s)
+    for text in passed_over:
+        log.add("not reused: %s" % text)
+    if found is None:
+        result["reuse_passed_over"] = passed_over
+        return None
+    log.add("reused %s instead of taking a new backup" % found["path"])
+    return dict(result, path=found["path"], manifest_path=found["manifest_path"], name=found["backup_name"],
+                stem=found["backup_name"], format=found["format"], compression=found["compression"],
+                compression_level=found.get("compression_level"), size_bytes=found["size_bytes"],
+                sha256=found["sha256"], row_counts=found["row_counts"], flyway_version=found.get("flyway_version"),
+                started_at=found["started_at"], finished_at=found["finished_at"], duration_s=0.0,
+                server_version=found["server"]["version"], pg_dump_version=found["pg_dump_version"],
+                globals_path=(os.path.join(request.dest_dir, found["globals"]["name"])
+                              if found.get("globals") else None),
+                roles=found.get("roles"), reused=True, changed=False, reuse_passed_over=passed_over)
+
+
+def _trust_paths(request):
+    """dest_dir and log_dir, checked before anything is written (storage/path_trust.py). Returns warnings."""
+    try:
+        warnings = path_trust.check([request.dest_dir], request.directory_checks, "the backup directory")
+        usable, log_warnings = path_trust.check_log_dir(request.log_dir, request.directory_checks)
+    except path_trust.UntrustedPathError as exc:
+        request.log_dir = None  # never write a log through what was refused
+        raise BackupError(str(exc))
+    if not usable:
+        request.log_dir = None
+    return warnings + log_warnings
+
+
+def _busy(conn, application_name):
+    def busy():
+        with conn.cursor() as cur:
+            cur.execute(pg_connection.busy_sessions_sql(), (application_name,))
+            return cur.fetchone()[0] > 0
+    return busy
+
+
+def _prepare_dest_dir(storage):
+    try:
+        return storage.ensure()
+    except StorageError as exc:
+        raise BackupError("dest_dir: %s" % exc.strerror)
+
+
+def _preflight_check_mode(request):
+    """What check mode can say without writing: whether dest_dir is usable or creatable."""
+    dest = request.dest_dir
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise BackupError("dest_dir: %s exists and is not a directory" % dest)
+    if os.path.isdir(dest) and not os.access(dest, os.W_OK | os.X_OK):
+        raise BackupError("dest_dir: directory %s is not writable by this user (uid %d)" % (dest, os.geteuid()))
+    return dict(dest_dir_created=not os.path.isdir(dest))
+
+
+def _finish_log(request, log, stem, result, outcome, stderr):
+    log.add(outcome)
+    if stderr:
+        log.add("stderr (last lines):\n%s" % pg_connection.stderr_tail(stderr, request.connection))
+    if request.log_dir:
+        try:
+            result["log_path"] = log.write(request.log_dir, stem)
+        except OSError as exc:
+            result["log_error"] = "cannot write the run log in %s: %s" % (request.log_dir, exc)
