@@ -11,19 +11,22 @@ for the failure notification. Overlapping runs are prevented by a lock.
 This file only finds the code: everything else is in the collection's module_utils/job/ package
 (settings, lock, metrics, notification, privileges, runner, presentation, cli). It needs Python 3
 and psycopg2 (Debian: python3-psycopg2) and the collection's module_utils, which the role
-lift_simulator.postgresql.scheduled_backup copies to /usr/local/lib/lift-pg-backup
-(LIFT_PG_BACKUP_LIB overrides that). Ansible is not needed. The role installs this file as
-/usr/local/sbin/lift-pg-backup with the interpreter line "#!/usr/bin/python3 -I" in front (the
-source has none, as ansible-test wants of role files).
+lift_simulator.postgresql.scheduled_backup installs as a release below /usr/local/lib/lift-pg-backup
+and points the symlink /usr/local/lib/lift-pg-backup/current at (LIFT_PG_BACKUP_LIB overrides
+that). Ansible is not needed. The role installs this file as /usr/local/sbin/lift-pg-backup with
+the interpreter line "#!/usr/bin/python3 -I" in front (the source has none, as ansible-test wants
+of role files).
 """
 
 import os
 import sys
 
-LIB_DIR = os.environ.get("LIFT_PG_BACKUP_LIB", "/usr/local/lib/lift-pg-backup")
+LIB_DIR = os.environ.get("LIFT_PG_BACKUP_LIB", "/usr/local/lib/lift-pg-backup/current")
 EXIT_USAGE = 2
-if os.path.isdir(LIB_DIR) and LIB_DIR not in sys.path:
-    sys.path.insert(0, LIB_DIR)
+# The release `current` points to now: a run keeps its library when the role switches to another.
+LIB_PATH = os.path.realpath(LIB_DIR)
+if os.path.isdir(LIB_PATH) and LIB_PATH not in sys.path:
+    sys.path.insert(0, LIB_PATH)
 
 try:
     from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import cli
