@@ -26,6 +26,11 @@ PACKAGES=(
   debootstrap
   zstd
   lz4
+  # age: encrypted backups (the modules run it); openssh-client: ssh-keygen for SSH recipients in the tests;
+  # strace: the test that no unencrypted byte of an encrypted backup is written to a file
+  age
+  openssh-client
+  strace
   rsync
   acl
   git

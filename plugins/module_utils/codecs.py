@@ -1,14 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to lift_simulator.postgresql
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one registry of compressions: for each, its name, the suffix it adds to a plain dump's
-name, its magic bytes, its level range and default, the commands that encode and decode a stream,
-the Debian package that has them, and from which pg_dump it works inside custom and directory
-archives.
+"""The one registry of the stream's stages: compressions and encryptions.
+
+For each compression: its name, the suffix it adds to a plain dump's name, its magic bytes, its
+level range and default, the commands that encode and decode a stream, the Debian package that has
+them, and from which pg_dump it works inside custom and directory archives. For each encryption:
+its name, the suffix it adds after the format's and the compression's, its magic bytes, and the
+commands that encrypt to recipients and decrypt with an identity.
 
 Naming, format detection, the dump pipeline, every decode path (restore, selective restore,
-verify), the host job and the tests take compressions from here: adding one is one entry here
-(plus its tests). Pure Python.
+verify), the host job and the tests take them from here: adding one is one entry here (plus its
+tests). Pure Python.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -127,3 +130,59 @@ def archive_compress_option(fmt, compression, level, pg_dump_major):
 def by_magic(head):
     """The codec whose magic bytes start ``head``, or None."""
     return next((codec for codec in COMPRESSED if head.startswith(codec.magic)), None)
+
+
+class Encryption(object):
+    """One encryption of the whole stream (after compression). ``program`` lists the programs that
+    can run it, in order of preference."""
+
+    def __init__(self, name, suffix, magic, program, package):
+        self.name = name
+        self.suffix = suffix    # what it adds to the format's and the compression's suffix
+        self.magic = magic      # the first bytes of a stream it wrote
+        self.program = program
+        self.package = package  # the Debian package with its program
+
+    def _program(self, which):
+        found = next((path for path in (which(name) for name in self.program) if path), None)
+        if not found:
+            raise CodecError("encryption %s needs %s on the database host (Debian: apt-get install %s)"
+                             % (self.name, " or ".join(self.program), self.package))
+        return found
+
+    def encode_argv(self, recipients, which=shutil.which):
+        """argv that encrypts a stream (stdin to stdout) to every public key of ``recipients``."""
+        argv = [self._program(which), "--encrypt"]
+        for recipient in recipients:
+            argv.extend(["-r", recipient])
+        return argv
+
+    def decode_argv(self, identity_path, which=shutil.which):
+        """argv that decrypts a stream (stdin, or a file appended to it, to stdout) with the
+        identity (private key) in the file ``identity_path``."""
+        return [self._program(which), "--decrypt", "-i", identity_path]
+
+
+# age (https://age-encryption.org): public-key encryption of a stream to X25519 and SSH keys, a
+# well-kept tool in Debian's own packages; the database host needs only the public keys.
+_ENCRYPTIONS = (
+    Encryption("age", ".age", b"age-encryption.org/v1\n", ("age",), "age"),
+)
+ENCRYPTIONS = dict((encryption.name, encryption) for encryption in _ENCRYPTIONS)
+# "none" first: the choices of every encryption option.
+ENCRYPTION_NAMES = ("none",) + tuple(encryption.name for encryption in _ENCRYPTIONS)
+
+
+def encryption(name):
+    """The Encryption called ``name``, or None for ``none``."""
+    if name in (None, "none"):
+        return None
+    try:
+        return ENCRYPTIONS[name]
+    except KeyError:
+        raise CodecError("unknown encryption %r (one of %s)" % (name, ", ".join(ENCRYPTION_NAMES)))
+
+
+def encryption_by_magic(head):
+    """The encryption whose magic bytes start ``head``, or None."""
+    return next((e for e in _ENCRYPTIONS if head.startswith(e.magic)), None)

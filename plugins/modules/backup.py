@@ -162,6 +162,7 @@ extends_documentation_fragment:
   - lift_simulator.postgresql.attributes
   - lift_simulator.postgresql.connection
   - lift_simulator.postgresql.directory_checks
+  - lift_simulator.postgresql.encryption
 attributes:
   check_mode:
     support: full
@@ -314,6 +315,19 @@ compression_level:
   returned: always
   type: int
   sample: 3
+encryption:
+  description: The encryption of the stream (V(none) or V(age)).
+  returned: always
+  type: str
+  sample: age
+recipients:
+  description:
+    - The recipients it was encrypted to, as the manifest records them - C(type), C(recipient) (the
+      public key), and for SSH keys C(fingerprint) and C(tag) (the key's tag in the age header).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"type": "X25519", "recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}]
 duration_s:
   description: Wall time of the whole backup in seconds.
   returned: success and not check mode
@@ -386,13 +400,18 @@ def main():
         role_passwords=spec("role_passwords"),
         log_dir=spec("log_dir"),
         app_schema=spec("app_schema"),
+        encryption=spec("encryption"),
+        encryption_recipients=dict(type="list", elements="str", default=[]),
+        manifest_detail=spec("manifest_detail"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE)
     p = module.params
     request = BackupRequest.from_options(
         connection_params(module, p["database"]), p, dest_dir=p["backup_dir"], timezone=p["name_timezone"],
-        reuse_max_age_s=p["reuse_max_age_minutes"] * 60 if p["reuse_max_age_minutes"] else None)
+        reuse_max_age_s=p["reuse_max_age_minutes"] * 60 if p["reuse_max_age_minutes"] else None,
+        encryption=p["encryption"], encryption_recipients=p["encryption_recipients"],
+        manifest_detail=p["manifest_detail"])
     try:
         result = run_backup(request, check_mode=module.check_mode)
     except BackupError as exc:

@@ -104,7 +104,8 @@ options:
     type: bool
     default: false
   jobs:
-    description: Parallel C(pg_restore) jobs for custom and directory archives.
+    description: Parallel C(pg_restore) jobs for custom and directory archives (one for an encrypted archive, which
+      C(pg_restore) reads from a pipe).
     type: int
     default: 1
   bin_dir:
@@ -162,6 +163,7 @@ extends_documentation_fragment:
   - lift_simulator.postgresql.checks
   - lift_simulator.postgresql.loading
   - lift_simulator.postgresql.directory_checks
+  - lift_simulator.postgresql.encryption.identity
 attributes:
   check_mode:
     support: full
@@ -315,6 +317,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.conne
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
     RestoreError, RestoreRequest, keep_previous_count)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.strategies import run_restore
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.secret_file import SecretFileError, secret_or_file
 
 
 def main():
@@ -338,9 +341,11 @@ def main():
         staging_database=dict(type="str"),
         rollback_to=dict(type="str", default="newest"),
         create_roles=dict(type="bool", default=True),
+        identity=dict(type="str", no_log=True),
+        identity_file=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
+                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE + [["identity", "identity_file"]],
                            required_if=[["phase", "swap", ["staging_database"]], ["phase", "full", ["path"]],
                                         ["phase", "stage", ["path"]]])
     p = module.params
@@ -366,7 +371,10 @@ def main():
         directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"], create_roles=p["create_roles"],
         rollback_to=p["rollback_to"])
     try:
-        result = run_restore(request, check_mode=module.check_mode)
+        with secret_or_file(p["identity"], p["identity_file"], "lift-age-identity") as request.identity:
+            result = run_restore(request, check_mode=module.check_mode)
+    except SecretFileError as exc:
+        module.fail_json(msg="identity_file: %s; nothing was changed" % exc)
     except (RestoreError, PgError, DatabaseError) as exc:
         what = ("rollback of %s" % p["database"] if p["phase"] == "rollback"
                 else "restore of %s into %s" % (p["path"] or p["staging_database"], p["database"]))

@@ -82,6 +82,7 @@ extends_documentation_fragment:
   - lift_simulator.postgresql.checks
   - lift_simulator.postgresql.loading
   - lift_simulator.postgresql.directory_checks
+  - lift_simulator.postgresql.encryption.identity
 attributes:
   check_mode:
     support: full
@@ -151,6 +152,12 @@ compression:
   returned: always
   type: str
   sample: zstd
+encryption:
+  description: The backup's encryption (V(none) or V(age)); without O(identity) or O(identity_file) an encrypted
+    backup's header is checked against the manifest's recipients and its content is not read.
+  returned: on success
+  type: str
+  sample: none
 size_bytes:
   description: Size of the backup.
   returned: always
@@ -207,6 +214,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.clients import find_client_binary
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import DatabaseError, PgError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.opening import backup_warnings
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.secret_file import SecretFileError, secret_or_file
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
     RestoreError, RestoreRequest)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.atomic_files import (
@@ -217,8 +225,13 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify.q
 
 def quick(module, path, bin_dir):
     started = time.monotonic()
-    backup = backup_files.inspect(path, module.params["directory_checks"])
-    checks = verify_quickly(backup, lambda: find_client_binary("pg_restore", bin_dir)[0])
+    p = module.params
+    backup = backup_files.inspect(path, p["directory_checks"])
+    try:
+        with secret_or_file(p["identity"], p["identity_file"], "lift-age-identity") as identity:
+            checks = verify_quickly(backup, lambda: find_client_binary("pg_restore", bin_dir)[0], identity)
+    except SecretFileError as exc:
+        raise backup_files.BackupFileError("identity_file: %s" % exc)
     return backup, checks, {}, None, round(time.monotonic() - started, 3)
 
 
@@ -236,9 +249,11 @@ def main():
         bin_dir=dict(type="path"),
         maintenance_db=dict(type="str", default="postgres"),
         report_path=dict(type="path"),
+        identity=dict(type="str", no_log=True),
+        identity_file=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE)
+                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE + [["identity", "identity_file"]])
     p = module.params
     result = dict(changed=False, path=p["path"], level=p["level"])
     try:
@@ -252,7 +267,11 @@ def main():
                 app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], load_as=p["load_as"],
                 load_host=p["load_host"], privileges=p["privileges"], lock_timeout=p["lock_timeout"],
                 directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"])
-            backup, checks, counts, scratch, duration = run_verify_restore(request)
+            try:
+                with secret_or_file(p["identity"], p["identity_file"], "lift-age-identity") as request.identity:
+                    backup, checks, counts, scratch, duration = run_verify_restore(request)
+            except SecretFileError as exc:
+                raise backup_files.BackupFileError("identity_file: %s" % exc)
     except (backup_files.BackupFileError, RestoreError, PgError, DatabaseError) as exc:
         checks = getattr(exc, "checks", None) or [checklist.check("backup", False, str(exc))]
         result.update(msg="verification of %s failed: %s" % (p["path"], exc), checks=checks,
@@ -260,7 +279,8 @@ def main():
                       stderr_tail=getattr(exc, "stderr", "") or "")
         write_report(module, result)
         module.fail_json(**result)
-    result.update(format=backup.format, compression=backup.compression, size_bytes=backup.size, sha256=backup.sha256,
+    result.update(format=backup.format, compression=backup.compression, encryption=backup.encryption,
+                  size_bytes=backup.size, sha256=backup.sha256,
                   manifest=backup.manifest is not None, checks=checks, row_counts=counts, duration_s=duration,
                   failed_checks=[c["name"] for c in checklist.failing(checks)])
     if scratch:

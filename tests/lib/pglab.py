@@ -191,8 +191,9 @@ class PlaybookRun(object):
 
 
 def run_playbook(playbook, extra_vars=None, check=False, verbosity=0, json_output=True, inventory=None,
-                 timeout=900):
-    """Run a playbook on localhost; extra vars go through a 0600 file, never argv."""
+                 timeout=900, wrapper=()):
+    """Run a playbook on localhost; extra vars go through a 0600 file, never argv. ``wrapper``: argv
+    ansible-playbook runs under (strace ...)."""
     if not os.path.isabs(playbook):
         candidate = os.path.join(PLAYBOOK_DIR, playbook)
         playbook = candidate if os.path.exists(candidate) else os.path.join(ROOT, playbook)
@@ -206,7 +207,8 @@ def run_playbook(playbook, extra_vars=None, check=False, verbosity=0, json_outpu
             with open(inventory_file, "w") as handle:
                 handle.write("[lift_db]\nlocalhost ansible_connection=local ansible_python_interpreter=%s\n"
                              % SYSTEM_PYTHON)
-        argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory_file, "-e", "@" + vars_file, playbook]
+        argv = list(wrapper) + [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory_file, "-e", "@" + vars_file,
+                                playbook]
         if check:
             argv.append("--check")
         if verbosity:

@@ -17,6 +17,7 @@ import os
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import naming
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import path_trust
 
 PLAIN_HEADER = b"-- PostgreSQL database dump"
@@ -31,8 +32,9 @@ class BackupFileError(Exception):
 class Backup(object):
     """A backup on disk: its format and compression (from its content), its manifest if any."""
 
-    def __init__(self, path, fmt, compression, size, manifest=None, manifest_error=None):
+    def __init__(self, path, fmt, compression, size, manifest=None, manifest_error=None, encryption="none"):
         self.warnings = []
+        self.encryption = encryption
         self.directory_checks = path_trust.STRICT
         self.path = path
         self.name = os.path.basename(path.rstrip("/"))
@@ -45,28 +47,44 @@ class Backup(object):
 
     @property
     def expected_rows(self):
-        return self.manifest["row_counts"] if self.manifest else None
+        """The row counts to compare with; None without a manifest or with a minimal one."""
+        if not self.manifest or self.manifest.get("detail") == "minimal":
+            return None
+        return self.manifest["row_counts"]
 
 
 def detect_format(path):
     """(format, compression) from the content; raises BackupFileError for what is not a dump."""
+    return detect(path)[:2]
+
+
+def detect(path):
+    """(format, compression, encryption) from the content (an encrypted file's format and
+    compression from its name); raises BackupFileError for what is not a dump."""
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "toc.dat")):
             raise BackupFileError("%s is a directory but not a directory-format dump (no toc.dat)" % path)
-        return "directory", None
+        return "directory", None, "none"
     if not os.path.isfile(path):
         raise BackupFileError("backup %s does not exist" % path)
     with open(path, "rb") as handle:
         head = handle.read(4096)
     if not head:
         raise BackupFileError("backup %s is empty" % path)
+    encryption = codecs.encryption_by_magic(head)
+    if encryption is not None:
+        named = naming.parse_backup_name(os.path.basename(path))
+        if named is None or named.encryption != encryption.name:
+            raise BackupFileError("%s is %s-encrypted but not named as an encrypted backup (%s after the format's "
+                                  "suffix), so its format is unknown" % (path, encryption.name, encryption.suffix))
+        return named.format, named.compression, encryption.name
     if head.startswith(CUSTOM_MAGIC):
-        return "custom", None
+        return "custom", None, "none"
     codec = codecs.by_magic(head)
     if codec:
-        return "plain", codec.name
+        return "plain", codec.name, "none"
     if PLAIN_HEADER in head[:1024]:
-        return "plain", "none"
+        return "plain", "none", "none"
     raise BackupFileError("%s is not a PostgreSQL dump (no pg_dump header, not a custom or compressed dump)" % path)
 
 
@@ -96,7 +114,7 @@ def trusted_paths(path):
 
 
 def _inspect(path):
-    fmt, compression = detect_format(path)
+    fmt, compression, encryption = detect(path)
     size = 0
     if fmt == "directory":
         for root, _dirs, files in os.walk(path):
@@ -111,4 +129,4 @@ def _inspect(path):
             manifest = manifest_mod.load_manifest(manifest_path)
         except manifest_mod.ManifestError as exc:
             manifest_error = str(exc)
-    return Backup(path, fmt, compression, size, manifest, manifest_error)
+    return Backup(path, fmt, compression, size, manifest, manifest_error, encryption)

@@ -26,8 +26,14 @@ FORMATS = ("plain", "custom", "directory")
 # as they are.
 _PLAIN_SUFFIXES = dict((name, ".sql" + codecs.get(name).suffix) for name in codecs.NAMES)
 _ARCHIVE_SUFFIXES = {"custom": ".dump", "directory": ""}
+# An encrypted stream adds its encryption's suffix (".sql.zst.age", ".dump.age"); a directory
+# archive is never encrypted (pg_dump writes its files itself, outside our stream).
+_ENCRYPTION_SUFFIXES = dict((name, codecs.ENCRYPTIONS[name].suffix) for name in codecs.ENCRYPTIONS)
+_STREAM_SUFFIXES = set(_PLAIN_SUFFIXES.values()) | {_ARCHIVE_SUFFIXES["custom"]}
 # Every suffix this collection writes, longest first (so ".sql.zst" wins over ".sql").
-SUFFIXES = tuple(sorted(set(_PLAIN_SUFFIXES.values()) | set(_ARCHIVE_SUFFIXES.values()), key=len, reverse=True))
+SUFFIXES = tuple(sorted(set(_PLAIN_SUFFIXES.values()) | set(_ARCHIVE_SUFFIXES.values())
+                        | set(stream + extra for stream in _STREAM_SUFFIXES for extra in _ENCRYPTION_SUFFIXES.values()),
+                        key=len, reverse=True))
 
 # Names this collection writes (default template) and names of the earlier processes.
 _OUR_NAME_RE = re.compile(
@@ -41,12 +47,16 @@ class NamingError(ValueError):
     pass
 
 
-def backup_suffix(fmt, compression):
-    """The file suffix for a format and compression ('' for a directory archive)."""
+def backup_suffix(fmt, compression, encryption="none"):
+    """The file suffix for a format, compression and encryption ('' for a directory archive)."""
+    extra = "" if encryption in (None, "none") else _ENCRYPTION_SUFFIXES[encryption]
+    if extra and fmt == "directory":
+        raise NamingError("a directory archive cannot be encrypted: pg_dump writes its files itself, outside the "
+                          "stream the encryption runs in; use format custom or plain")
     if fmt == "plain":
-        return _PLAIN_SUFFIXES[compression]
+        return _PLAIN_SUFFIXES[compression] + extra
     if fmt in _ARCHIVE_SUFFIXES:
-        return _ARCHIVE_SUFFIXES[fmt]
+        return _ARCHIVE_SUFFIXES[fmt] + extra
     raise NamingError("unknown format %r" % (fmt,))
 
 
@@ -106,17 +116,31 @@ class BackupName(object):
         self.legacy = legacy
 
     @property
+    def encryption(self):
+        """The encryption its suffix names, or ``none``."""
+        for encryption, suffix in _ENCRYPTION_SUFFIXES.items():
+            if self.suffix.endswith(suffix) and self.suffix[:-len(suffix)] in _STREAM_SUFFIXES:
+                return encryption
+        return "none"
+
+    @property
+    def _stream_suffix(self):
+        """The suffix without the encryption's."""
+        encryption = self.encryption
+        return self.suffix if encryption == "none" else self.suffix[:-len(_ENCRYPTION_SUFFIXES[encryption])]
+
+    @property
     def format(self):
-        if self.suffix in (".dump", ".backup"):
+        if self._stream_suffix in (".dump", ".backup"):
             return "custom"
-        if self.suffix == "":
+        if self._stream_suffix == "":
             return "directory"
         return "plain"
 
     @property
     def compression(self):
         for compression, suffix in _PLAIN_SUFFIXES.items():
-            if self.suffix == suffix:
+            if self._stream_suffix == suffix:
                 return compression
         return None
 

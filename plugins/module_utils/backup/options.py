@@ -64,6 +64,8 @@ OPTIONS = dict(
     role_passwords=Option("bool", False),
     log_dir=Option("path"),
     app_schema=Option("str", checklist.DEFAULT_APP_SCHEMA),
+    encryption=Option("str", "none", codecs.ENCRYPTION_NAMES),
+    manifest_detail=Option("str", "full", ("full", "minimal")),
     # the prune module
     keep_last=Option("int", 4, minimum=0),
     keep_daily=Option("int", minimum=0),

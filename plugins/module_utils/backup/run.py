@@ -29,6 +29,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app impo
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import naming
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import dump as backup_dump
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import encryption as backup_encryption
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import reuse as backup_reuse
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import (
     DEFAULT_LOCK_WAIT_TIMEOUT, DEFAULT_STALL_TIMEOUT)
@@ -42,12 +43,6 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.units import human_bytes
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import (
     COLLECTION_NAME, COLLECTION_VERSION)
-
-# How big the dump will be, as a share of the dumped tables' on-disk size (heap + TOAST, no
-# indexes). A plain dump of the lift_simulator fixture is about 0.6 of it; compressed dumps far
-# less. Deliberately generous: the check exists to refuse hopeless runs, not to predict sizes.
-_SIZE_FACTOR_UNCOMPRESSED = 1.0
-_SIZE_FACTOR_COMPRESSED = 0.35
 
 BackupError = backup_dump.BackupError
 
@@ -78,7 +73,7 @@ class BackupRequest(object):
                  check_free_space=True, lock_wait_timeout=DEFAULT_LOCK_WAIT_TIMEOUT, log_dir=None,
                  app_schema=checklist.DEFAULT_APP_SCHEMA, directory_checks=path_trust.STRICT,
                  stall_timeout=DEFAULT_STALL_TIMEOUT, role_definitions=True, role_passwords=False,
-                 reuse_max_age_s=None):
+                 reuse_max_age_s=None, encryption="none", encryption_recipients=None, manifest_detail="full"):
         self.connection = connection
         self.dest_dir = os.path.abspath(dest_dir)
         self.storage = PosixStorage(self.dest_dir)
@@ -100,6 +95,11 @@ class BackupRequest(object):
         self.role_definitions = role_definitions
         self.role_passwords = role_passwords
         self.reuse_max_age_s = reuse_max_age_s
+        self.encryption = encryption or "none"
+        self.encryption_recipients = encryption_recipients or []
+        self.recipients = []      # the recipients resolved and described (validate)
+        self.encryption_warnings = []
+        self.manifest_detail = manifest_detail
 
     def validate(self):
         if self.format not in naming.FORMATS:
@@ -112,14 +112,21 @@ class BackupRequest(object):
             raise BackupError("jobs > 1 needs format directory (pg_dump dumps in parallel only there)")
         try:
             self.compression_level = codecs.get(self.compression).level(self.compression_level)
-        except codecs.CodecError as exc:
+            codecs.encryption(self.encryption)
+            naming.backup_suffix(self.format, self.compression, self.encryption)
+            if self.encryption != "none":
+                self.recipients, self.encryption_warnings = backup_encryption.resolve_recipients(
+                    self.encryption_recipients, self.directory_checks)
+            elif self.encryption_recipients:
+                raise BackupError("encryption_recipients is set but encryption is none")
+        except (codecs.CodecError, naming.NamingError, backup_encryption.EncryptionError) as exc:
             raise BackupError(str(exc))
 
 
 def plan_name(request, when=None):
     """The backup's file name and stem for this run."""
     when = when or naming.now(request.timezone)
-    suffix = naming.backup_suffix(request.format, request.compression)
+    suffix = naming.backup_suffix(request.format, request.compression, request.encryption)
     try:
         name = naming.render_name(request.name_template, request.connection.database, when,
                                   host=socket.gethostname(), suffix=suffix)
@@ -127,12 +134,6 @@ def plan_name(request, when=None):
         raise BackupError(str(exc))
     stem = name[:-len(suffix)] if suffix else name
     return name, stem
-
-
-def estimate_dump_bytes(tables, compression):
-    table_bytes = sum(t.table_bytes for t in tables)
-    compressed = compression != "none"
-    return int(table_bytes * (_SIZE_FACTOR_COMPRESSED if compressed else _SIZE_FACTOR_UNCOMPRESSED))
 
 
 class _Counter(threading.Thread):
@@ -166,7 +167,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
     result = dict(path=path, manifest_path=manifest_mod.manifest_path_for(path), name=name, stem=stem,
                   format=request.format, compression=request.compression,
                   compression_level=request.compression_level, database=params.database,
-                  log_path=None)
+                  log_path=None, encryption=request.encryption, recipients=request.recipients)
     log.add("backup of database %s to %s (format %s, compression %s) started"
             % (pg_connection.quote_for_message(params.database), path, request.format, request.compression))
     if check_mode:
@@ -176,7 +177,12 @@ def run_backup(request, check_mode=False, progress=None, log=None):
     conn = None
     busy_conn = None
     try:
-        result["warnings"] = _trust_paths(request)
+        result["warnings"] = _trust_paths(request) + request.encryption_warnings
+        if request.encryption != "none":
+            try:  # the program takes these recipients: checked before anything is dumped
+                request.encoder_argv = backup_encryption.encoder_argv(request.encryption, request.recipients)
+            except backup_encryption.EncryptionError as exc:
+                raise BackupError(str(exc))
         result["dest_dir_created"] = _prepare_dest_dir(request.storage)
         result["removed_partials"] = request.storage.remove_partials(request.storage.stale_partials())
         for leftover in result["removed_partials"]:
@@ -196,7 +202,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
             version_num, version_text = pg_catalog.server_version(cur)
             identifier = backup_reuse.system_identifier(cur)
             if request.reuse_max_age_s:
-                reused = _reuse(request, identifier, result, log)
+                reused = backup_reuse.reused_result(request, identifier, result, log)
                 if reused is not None:
                     return reused
             cur.execute("SELECT pg_export_snapshot()")
@@ -213,7 +219,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         log.add("server %s, %s %s, %d tables, snapshot %s" % (version_text, pg_dump, dump_version,
                                                               len(tables), snapshot))
 
-        estimate = estimate_dump_bytes(tables, request.compression)
+        estimate = backup_dump.estimate_dump_bytes(tables, request.compression)
         free = request.storage.free_bytes()
         result["estimated_bytes"] = estimate
         if request.check_free_space and estimate > free:
@@ -297,15 +303,14 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         sha256=stream.sha256,
         sha256_scope="file" if request.format != "directory" else "directory listing",
         files=stream.files,
-        row_counts=counter.counts,
-        flyway_version=primary_flyway["version"] if primary_flyway else None,
-        flyway=flyway,
-        checklist=figures,
+        **_detail(request.manifest_detail, counter.counts, primary_flyway, flyway, figures),
         snapshot=snapshot,
         roles=roles,
         globals=globals_info,
         collection=COLLECTION_NAME,
         collection_version=COLLECTION_VERSION,
+        **(backup_encryption.manifest_record(request.encryption, request.recipients)
+           if request.encryption != "none" else {})
     )
     failpoints.reached("backup-before-manifest")
     try:
@@ -329,25 +334,13 @@ def run_backup(request, check_mode=False, progress=None, log=None):
     return result
 
 
-def _reuse(request, identifier, result, log):
-    """The result for a reusable recent backup (backup/reuse.py), or None to take a new one."""
-    found, passed_over = backup_reuse.find(request.dest_dir, request.connection.database, identifier,
-                                           request.reuse_max_age_s)
-    for text in passed_over:
-        log.add("not reused: %s" % text)
-    if found is None:
-        result["reuse_passed_over"] = passed_over
-        return None
-    log.add("reused %s instead of taking a new backup" % found["path"])
-    return dict(result, path=found["path"], manifest_path=found["manifest_path"], name=found["backup_name"],
-                stem=found["backup_name"], format=found["format"], compression=found["compression"],
-                compression_level=found.get("compression_level"), size_bytes=found["size_bytes"],
-                sha256=found["sha256"], row_counts=found["row_counts"], flyway_version=found.get("flyway_version"),
-                started_at=found["started_at"], finished_at=found["finished_at"], duration_s=0.0,
-                server_version=found["server"]["version"], pg_dump_version=found["pg_dump_version"],
-                globals_path=(os.path.join(request.dest_dir, found["globals"]["name"])
-                              if found.get("globals") else None),
-                roles=found.get("roles"), reused=True, changed=False, reuse_passed_over=passed_over)
+def _detail(level, counts, primary_flyway, flyway, figures):
+    """What the manifest tells of the content: everything (``full``), or (``minimal``) nothing but
+    what retention and monitoring need; a restore then has no row counts to compare with."""
+    if level == "minimal":
+        return dict(detail="minimal", row_counts={}, flyway_version=None, flyway=[], checklist=None)
+    return dict(row_counts=counts, flyway_version=primary_flyway["version"] if primary_flyway else None,
+                flyway=flyway, checklist=figures)
 
 
 def _trust_paths(request):

@@ -16,8 +16,8 @@ __metaclass__ = type
 
 import os
 import re
-import shutil
-import tempfile
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.secret_file import FD_PREFIX, SecretFile
 
 try:
     import psycopg2
@@ -139,11 +139,8 @@ def escape_passfile_field(value):
 class ClientEnvironment(object):
     """Context manager giving the environment for libpq client programs (pg_dump, psql...).
 
-    The password goes into a passfile that exists only in memory: an anonymous memfd (mode
-    0600) that the child programs inherit and read as ``/proc/self/fd/<n>``. It has no name in
-    any file system and disappears with the last process holding it, so it cannot outlive the
-    run, not even after SIGKILL. (Where memfd is missing, a 0600 file in a private 0700
-    directory, removed on exit, stands in.) ``process.spawn`` passes the descriptor on.
+    The password goes into a passfile that exists only in memory (secret_file.py), which the
+    child programs inherit; ``process.spawn`` passes the descriptor on.
     The database name goes into PGDATABASE, never argv: pg_dump treats a --dbname value that
     contains '=' as a connection string, which a hostile database name could abuse.
     """
@@ -151,8 +148,7 @@ class ClientEnvironment(object):
     def __init__(self, params, base_env=None):
         self.params = params
         self.base_env = dict(os.environ if base_env is None else base_env)
-        self._tmpdir = None
-        self._fd = None
+        self._secret = None
         self.env = None
 
     def __enter__(self):
@@ -185,7 +181,7 @@ class ClientEnvironment(object):
         # Messages we parse must not be translated.
         env["LC_MESSAGES"] = "C"
         if params.login_password:
-            env["PGPASSFILE"] = self._passfile("*:*:*:*:%s\n" % escape_passfile_field(params.login_password))
+            env["PGPASSFILE"] = self._passfile(params.login_password)
         else:
             # Never pick up a passfile the operator did not ask for, except the user's own ~/.pgpass,
             # which libpq reads by default (the read-only backup role authenticates that way).
@@ -194,32 +190,17 @@ class ClientEnvironment(object):
         return env
 
     def _passfile(self, content):
-        data = content.encode("utf-8")
-        if hasattr(os, "memfd_create"):
-            # Without MFD_CLOEXEC: the children must inherit it (spawn closes every other descriptor).
-            self._fd = os.memfd_create("lift-pgpass", 0)
-            os.fchmod(self._fd, 0o600)
-            os.write(self._fd, data)
-            return "%s%d" % (PASSFILE_FD_PREFIX, self._fd)
-        self._tmpdir = tempfile.mkdtemp(prefix="lift-pg-")
-        os.chmod(self._tmpdir, 0o700)
-        passfile = os.path.join(self._tmpdir, "pgpass")
-        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return passfile
+        self._secret = SecretFile("*:*:*:*:%s\n" % escape_passfile_field(content), "lift-pgpass").__enter__()
+        return self._secret.path
 
     def __exit__(self, *exc_info):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+        if self._secret is not None:
+            self._secret.__exit__(*exc_info)
+            self._secret = None
         return False
 
 
-PASSFILE_FD_PREFIX = "/proc/self/fd/"
+PASSFILE_FD_PREFIX = FD_PREFIX
 
 
 def inherited_fds(env):

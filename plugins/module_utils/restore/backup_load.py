@@ -20,9 +20,9 @@ import re
 import subprocess
 import tempfile
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import process
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import decoding
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import clients
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
@@ -91,14 +91,19 @@ def _failure(what, tail, params):
 
 
 def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privileges=False, skip_ownership=False,
-         stall=None):
+         stall=None, identity=None):
     """Restore ``backup`` into the existing, empty database of ``params``. With ``skip_ownership``
     the objects are owned by the role that loads them (pg_restore --no-owner). ``stall`` (a
     stall_watch.Stall) stops a client that makes no progress. Raises LoadError."""
     with pg_connection.ClientEnvironment(params) as env:
         if backup.format == "plain":
             _load_plain(backup, params, env, restricted_psql(bin_dir, server_major), skip_privileges,
-                        skip_ownership, stall)
+                        skip_ownership, stall, identity)
+            return
+        if backup.encryption != "none":
+            # pg_restore reads a decrypted archive from its stdin: one job (--jobs needs a file).
+            _load_archive_stream(backup, params, env, client("pg_restore", bin_dir, server_major)[0],
+                                 skip_privileges, skip_ownership, stall, identity)
             return
         pg_restore = client("pg_restore", bin_dir, server_major)[0]
         argv = [pg_restore, "--exit-on-error", "--no-password", "-d", pg_connection.conninfo_dbname(params.database)]
@@ -115,56 +120,91 @@ def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privilege
 
 
 class DumpText(object):
-    """A backup's content as plain dump text, readable from ``stream``: the file itself, a
-    decompressor's output, or ``pg_restore --data-only -f -`` for an archive. ``close()``
-    reaps the program and raises LoadError when it failed."""
+    """A backup's content as plain dump text, readable from ``stream``: the backup decoded
+    (artifact/decoding.py: decrypted with ``identity``, decompressed), or for an archive
+    ``pg_restore --data-only -f -`` reading it. ``close()`` reaps the programs and raises
+    LoadError when one failed."""
 
-    def __init__(self, backup, bin_dir=None, server_major=None, data_only=False):
+    def __init__(self, backup, bin_dir=None, server_major=None, data_only=False, identity=None):
         self.proc = None
         self.argv = None
         self.err = None
         self.killed = False
-        if backup.format == "plain" and backup.compression == "none":
-            self.stream = open(backup.path, "rb")
-            return
+        self.decoded = None
+        encrypted = backup.encryption != "none"
+        if backup.format == "plain" or encrypted:
+            try:
+                self.decoded = decoding.DecodedStream(backup, identity).__enter__()
+            except decoding.DecodeError as exc:
+                raise LoadError(str(exc))
         if backup.format == "plain":
-            self.argv = codecs.get(backup.compression).decode_argv() + [backup.path]
-        else:
-            self.argv = [client("pg_restore", bin_dir, server_major)[0]] + (["--data-only"] if data_only else []) + [
-                "-f", "-", backup.path]
+            self.stream = self.decoded.stdout
+            return
+        self.argv = [client("pg_restore", bin_dir, server_major)[0]] + (["--data-only"] if data_only else []) + [
+            "-f", "-"] + ([] if encrypted else [backup.path])
         self.err = tempfile.TemporaryFile()
         try:
-            self.proc = process.spawn(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=self.err, env=dict(os.environ, LC_MESSAGES="C"))
+            self.proc = process.spawn(self.argv, stdin=self.decoded.stdout if encrypted else subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=self.err, env=dict(os.environ, LC_MESSAGES="C"))
         except OSError as exc:
             self.err.close()
+            if self.decoded is not None:
+                self.decoded.__exit__(None, None, None)
             raise LoadError("cannot start %s: %s" % (self.argv[0], exc.strerror))
+        if encrypted:
+            self.decoded.stdout.close()  # pg_restore's now
+            self.decoded.stdout = None
         self.stream = self.proc.stdout
 
     def kill(self):
         """Stop reading (after a failure elsewhere): ``close`` then reports nothing."""
         self.killed = True
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+        for proc in [self.proc] + (self.decoded.procs if self.decoded is not None else []):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
 
     def close(self):
-        """Reap the program (once); raise LoadError when it failed."""
+        """Reap the programs (once); raise LoadError when one failed (the first on the way)."""
         if self.stream.closed:
             return
         self.stream.close()
-        if self.proc is None:
-            return
-        code = self.proc.wait()
-        try:
-            if code != 0 and not self.killed:
-                raise LoadError("reading the backup failed: %s: %s" % (
-                    process.describe_exit(self.argv[0], code), first_error(process.read_tail(self.err))))
-        finally:
+        failure = None
+        if self.decoded is not None:
+            found = self.decoded.finish()
+            self.decoded.__exit__(None, None, None)
+            failure = found[1] if found else None
+        if self.proc is not None:
+            code = self.proc.wait()
+            if code != 0 and failure is None:
+                failure = "%s: %s" % (process.describe_exit(self.argv[0], code), first_error(process.read_tail(self.err)))
             self.err.close()
+        if failure and not self.killed:
+            raise LoadError("reading the backup failed: %s" % failure)
 
 
-def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stall):
-    text = DumpText(backup)
+def _load_archive_stream(backup, params, env, pg_restore, skip_privileges, skip_ownership, stall, identity):
+    argv = [pg_restore, "--exit-on-error", "--no-password", "--single-transaction",
+            "-d", pg_connection.conninfo_dbname(params.database)]
+    argv += (["--no-privileges"] if skip_privileges else []) + (["--no-owner"] if skip_ownership else [])
+    try:
+        with decoding.DecodedStream(backup, identity) as decoded:
+            try:
+                process.run_program(argv, env=env, stdin=decoded.stdout, stall=stall,
+                                    on_started=decoded.stdout.close)
+            except process.ProgramError as exc:
+                failure = decoded.finish(reader_stopped_early=True)
+                if failure:
+                    raise LoadError("reading the backup failed: %s" % failure[1])
+                raise _failure(str(exc), exc.stderr, params)
+            failure = decoded.finish(reader_stopped_early=True)
+    except decoding.DecodeError as exc:
+        raise LoadError(str(exc))
+    if failure:
+        raise LoadError("reading the backup failed: %s" % failure[1])
+
+
+def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stall, identity=None):
+    text = DumpText(backup, identity=identity)
     with tempfile.TemporaryFile() as psql_err:
         argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"]
         try:

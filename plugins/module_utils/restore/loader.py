@@ -94,7 +94,7 @@ class Loader(object):
             # (no CREATE right on the schema needed, as ALTER ... OWNER TO would need from the role).
             backup_load.load(backup, self.params(target), request.jobs, request.bin_dir, major,
                              skip_privileges=request.privileges == "skip", skip_ownership=self.role is not None,
-                             stall=self.stall())
+                             stall=self.stall(), identity=request.identity)
         except backup_load.LoadError as exc:
             raise _load_error(exc, self.admin, target)
         failpoints.reached("restore-staging-loaded")

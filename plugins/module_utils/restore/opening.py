@@ -44,6 +44,9 @@ def open_run(request, check_mode=False):
         backup = backup_files.inspect(request.backup_path, request.directory_checks)
     except backup_files.BackupFileError as exc:
         raise RestoreError(str(exc))
+    if backup.encryption != "none" and request.identity is None:
+        raise RestoreError("%s is encrypted with %s: give the identity that decrypts it (identity or identity_file); "
+                           "nothing was changed" % (backup.name, backup.encryption))
     admin = connect(request)
     try:
         if not check_mode:
@@ -55,7 +58,8 @@ def open_run(request, check_mode=False):
 
 
 def verify_quickly(backup, request, major):
-    checks = quick.verify_quickly(backup, lambda: backup_load.client("pg_restore", request.bin_dir, major)[0])
+    checks = quick.verify_quickly(backup, lambda: backup_load.client("pg_restore", request.bin_dir, major)[0],
+                                  request.identity)
     if checklist.failing(checks):
         raise RestoreError("the backup failed verification, nothing was changed: %s" % checklist.summary(checks),
                            checks=checks)

@@ -46,7 +46,8 @@ class RestoreRequest(object):
                  keep_previous=1, force=False, jobs=1, bin_dir=None, tables=None, truncate=False, checks=None,
                  app_schema=checklist.DEFAULT_APP_SCHEMA, maintenance_db="postgres", phase="full",
                  staging_database=None, load_as="owner", load_host=None, privileges="keep", lock_timeout=60,
-                 directory_checks="strict", stall_timeout=300, create_roles=True, rollback_to="newest"):
+                 directory_checks="strict", stall_timeout=300, create_roles=True, rollback_to="newest",
+                 identity=None):
         self.connection = connection
         self.phase = phase
         self.rollback_to = rollback_to
@@ -71,6 +72,8 @@ class RestoreRequest(object):
         self.directory_checks = directory_checks
         self.stall_timeout = stall_timeout
         self.create_roles = create_roles
+        # An encrypted backup's identity, open for the run (secret_file.SecretFile or the operator's file).
+        self.identity = identity
 
 
 def finish(result, started):

@@ -38,7 +38,7 @@ def restore_selected(request, backup, admin, major, live, result, check_mode, st
         return finish(result, started)
     load = Loader(request, admin, request.owner)
     try:
-        text = backup_load.DumpText(backup, request.bin_dir, major, data_only=True)
+        text = backup_load.DumpText(backup, request.bin_dir, major, data_only=True, identity=request.identity)
         try:
             conn = pg_connection.connect(load.params(db), autocommit=False)
             try:

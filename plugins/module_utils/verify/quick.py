@@ -23,7 +23,9 @@ import tempfile
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import process
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app.lift_simulator import check
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import age_header
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import checksums
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import decoding
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.backup_files import (
     PLAIN_HEADER, PLAIN_TRAILER, BackupFileError)
@@ -31,12 +33,12 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact
 _TAIL_BYTES = 64 * 1024
 
 
-def verify_quickly(backup, pg_restore_for):
+def verify_quickly(backup, pg_restore_for, identity=None):
     """The quick checks of an inspected backup (artifact.backup_files.inspect); each is a
     dict(name, passed, skipped, detail). ``pg_restore_for()`` gives the pg_restore to read an
     archive with; it is only called for custom and directory archives."""
     pg_restore = pg_restore_for() if backup.format != "plain" else None
-    return quick_checks(backup, pg_restore)
+    return quick_checks(backup, pg_restore, identity)
 
 
 def _manifest_checks(backup):
@@ -52,6 +54,8 @@ def _manifest_checks(backup):
         problems.append("it describes %s, not %s" % (m["backup_name"], backup.name))
     if m["format"] != backup.format:
         problems.append("it says format %s, the file is %s" % (m["format"], backup.format))
+    if m.get("encryption", "none") != backup.encryption:
+        problems.append("it says encryption %s, the file is %s" % (m.get("encryption", "none"), backup.encryption))
     if backup.format == "plain" and m["compression"] != backup.compression:
         problems.append("it says compression %s, the file is %s" % (m["compression"], backup.compression))
     if problems:
@@ -110,36 +114,26 @@ def _role_definitions_check(backup):
         os.path.basename(path), " (with password verifiers)" if entry.get("role_passwords") else ""))
 
 
-def _plain_structure_check(backup):
+def _plain_structure_check(backup, identity):
     """The whole dump read by the collection's plain-dump reader (nothing outside pg_dump's grammar:
     no psql meta-command, COPY blocks ended as psql ends them), pg_dump's header at the start and
-    its completion trailer at the end (which catches truncation); also through a decompressor."""
-    proc = None
-    with tempfile.TemporaryFile() as err:
-        if backup.compression == "none":
-            raw = open(backup.path, "rb")
-        else:
-            argv = codecs.get(backup.compression).decode_argv() + [backup.path]
+    its completion trailer at the end (which catches truncation); also through a decompressor and
+    the decryption."""
+    try:
+        with decoding.DecodedStream(backup, identity) as stream:
+            watched = _Watched(stream.stdout)
+            problem = None
             try:
-                proc = process.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                     bufsize=0)
-            except OSError as exc:
-                return check("structure", False, "cannot run %s to read the %s stream: %s"
-                             % (argv[0], backup.compression, exc.strerror))
-            raw = proc.stdout
-        watched = _Watched(raw)
-        problem = None
-        try:
-            found = plain_dump.validate(watched)
-        except plain_dump.PlainDumpError as exc:
-            problem = str(exc)
-            while watched.read(process.CHUNK):
-                pass  # read to the end, for the trailer and the decompressor's verdict
-        finally:
-            raw.close()
-        if proc is not None and proc.wait() != 0:
-            return check("structure", False, "the %s stream is damaged: %s" % (
-                backup.compression, process.read_tail(err).strip().splitlines()[-1:] or "decompression failed"))
+                found = plain_dump.validate(watched)
+            except plain_dump.PlainDumpError as exc:
+                problem = str(exc)
+                while watched.read(process.CHUNK):
+                    pass  # read to the end, for the trailer and the decoders' verdict
+            failure = stream.finish()
+    except decoding.DecodeError as exc:
+        return check("structure", False, str(exc))
+    if failure:
+        return _decode_failed(backup, failure)
     head, tail = watched.head, watched.tail
     if PLAIN_HEADER not in head[:1024]:
         return check("structure", False, "no pg_dump header at the start")
@@ -156,41 +150,99 @@ def _plain_structure_check(backup):
                                                           "older pg_dump)"))
 
 
-def _archive_structure_check(backup, pg_restore, full_read):
-    """pg_restore reads the table of contents (and, without a checksum to rely on, every block)."""
-    entries = archive_listing(backup.path, pg_restore)
-    if isinstance(entries, dict):
-        return entries
+def _archive_structure_check(backup, pg_restore, full_read, identity):
+    """pg_restore reads the table of contents (and, without a checksum to rely on, every block);
+    an encrypted archive reaches it decrypted through its stdin."""
+    code, out, err, failure = _pg_restore(backup, pg_restore, ["--list"], identity)
+    if failure:
+        return _decode_failed(backup, failure)
+    if code != 0:
+        return check("structure", False, "pg_restore cannot read the table of contents: %s" % (err or "no output"))
+    entries = [line for line in out.decode("utf-8", "replace").splitlines() if line and not line.startswith(";")]
     if full_read:
-        with tempfile.TemporaryFile() as err:
-            code = subprocess.run([pg_restore, "-f", os.devnull, backup.path], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=err, check=False).returncode
-            if code != 0:
-                return check("structure", False, "pg_restore cannot read the whole archive: %s"
-                             % process.read_tail(err).strip().splitlines()[-1:])
+        code, _out, err, failure = _pg_restore(backup, pg_restore, ["-f", os.devnull], identity)
+        if failure:
+            return _decode_failed(backup, failure)
+        if code != 0:
+            return check("structure", False, "pg_restore cannot read the whole archive: %s" % err)
         return check("structure", True, "table of contents with %d entries; every data block read" % len(entries))
     return check("structure", True, "table of contents with %d entries" % len(entries))
 
 
-def archive_listing(path, pg_restore):
-    """pg_restore --list lines (without comments), or a failed check."""
-    proc = subprocess.run([pg_restore, "--list", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, check=False)
-    if proc.returncode != 0:
-        last = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-        return check("structure", False, "pg_restore cannot read the table of contents: %s" % last[0])
-    return [line for line in proc.stdout.decode("utf-8", "replace").splitlines() if line and not line.startswith(";")]
+def _pg_restore(backup, pg_restore, args, identity):
+    """(exit code, stdout, last stderr line, decoding failure) of pg_restore reading the archive."""
+    encrypted = backup.encryption != "none"
+    with tempfile.TemporaryFile() as err:
+        try:
+            with decoding.DecodedStream(backup, identity) if encrypted else _NoStream() as stream:
+                proc = process.spawn([pg_restore] + args + ([] if encrypted else [backup.path]),
+                                     stdin=stream.stdout if encrypted else subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=err)
+                if encrypted:
+                    stream.stdout.close()  # pg_restore's now: a decoder must not wait on us if it stops
+                    stream.stdout = None
+                out = proc.communicate()[0]
+                failure = stream.finish(reader_stopped_early=proc.returncode == 0)
+        except decoding.DecodeError as exc:
+            return 1, b"", "", str(exc)
+        lines = process.read_tail(err).strip().splitlines()
+        return proc.returncode, out, lines[-1] if lines else "", failure
 
 
-def quick_checks(backup, pg_restore=None):
-    """All quick checks of a backup; each is a dict(name, passed, skipped, detail)."""
+class _NoStream(object):
+    stdout = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def finish(self, reader_stopped_early=False):
+        return None
+
+
+def _decode_failed(backup, failure):
+    program, message = failure
+    if backup.encryption != "none" and program == codecs.encryption(backup.encryption).program[0]:
+        made_for = ", ".join(r.get("fingerprint") or r.get("recipient", "?")
+                             for r in ((backup.manifest or {}).get("recipients") or []))
+        return check("structure", False, "cannot decrypt it with the identity given (%s); it was made for: %s"
+                     % (message, made_for or "recipients the manifest does not name"))
+    return check("structure", False, "the %s stream is damaged: %s" % (backup.compression, message))
+
+
+def _encryption_check(backup):
+    """The age header is well formed and has a stanza for each recipient the manifest recorded (as
+    far as a header tells without the identity: SSH keys by their tag, X25519 keys by number)."""
+    with open(backup.path, "rb") as handle:
+        head = handle.read(age_header.MAX_HEADER)
     try:
-        return _quick_checks(backup, pg_restore)
+        stanzas = age_header.read_stanzas(head)
+    except age_header.AgeHeaderError as exc:
+        return check("encryption", False, "the %s header is malformed: %s" % (backup.encryption, exc))
+    if backup.manifest is None:
+        return check("encryption", True, "%s header with %d recipient stanza(s); no manifest to compare with"
+                     % (backup.encryption, len(stanzas)), skipped=True)
+    problems = age_header.header_problems(stanzas, backup.manifest.get("recipients") or [])
+    if problems:
+        return check("encryption", False, "the %s header does not match the manifest's recipients: %s"
+                     % (backup.encryption, "; ".join(problems)))
+    return check("encryption", True, "%s header well formed, one stanza for each of the %d recipient(s) the manifest "
+                 "lists" % (backup.encryption, len(stanzas)))
+
+
+def quick_checks(backup, pg_restore=None, identity=None):
+    """All quick checks of a backup; each is a dict(name, passed, skipped, detail). ``identity``
+    (secret_file.SecretFile) reads an encrypted backup through; without it only its header is
+    checked."""
+    try:
+        return _quick_checks(backup, pg_restore, identity)
     except OSError as exc:
         raise BackupFileError("cannot read %s: %s" % (exc.filename or backup.path, exc.strerror))
 
 
-def _quick_checks(backup, pg_restore):
+def _quick_checks(backup, pg_restore, identity):
     checks = [check("not empty", backup.size > 0, "%d bytes" % backup.size)]
     if backup.size == 0:
         return checks
@@ -198,12 +250,18 @@ def _quick_checks(backup, pg_restore):
     checks.append(_checksum_check(backup))
     if backup.manifest is not None and backup.manifest.get("globals"):
         checks.append(_role_definitions_check(backup))
+    if backup.encryption != "none":
+        checks.append(_encryption_check(backup))
+        if identity is None:
+            checks.append(check("structure", True, "encrypted with %s: its content is read only with an identity "
+                                "(identity or identity_file)" % backup.encryption, skipped=True))
+            return checks
     if backup.format == "plain":
-        checks.append(_plain_structure_check(backup))
+        checks.append(_plain_structure_check(backup, identity))
     else:
         if pg_restore is None:
             raise BackupFileError("pg_restore is needed to read %s archives" % backup.format)
         # With a matching checksum the archive is exactly what pg_dump wrote; without one, read it all.
         trusted = backup.manifest is not None and all(c["passed"] for c in checks if c["name"] == "sha256")
-        checks.append(_archive_structure_check(backup, pg_restore, full_read=not trusted))
+        checks.append(_archive_structure_check(backup, pg_restore, not trusted, identity))
     return checks

@@ -139,6 +139,57 @@ def _code_strings(path):
             yield node.value
 
 
+ENCRYPTED_STREAMS = [("plain", name) for name in codecs.NAMES] + [("custom", None)]
+
+
+@pytest.mark.parametrize("encryption", sorted(codecs.ENCRYPTIONS))
+@pytest.mark.parametrize("fmt, compression", ENCRYPTED_STREAMS)
+def test_every_encrypted_stream_is_recognised_by_name_content_and_listing(encryption, fmt, compression, tmp_path):
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import backup_dir
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import candidates
+
+    suffix = naming.backup_suffix(fmt, compression or "none", encryption)
+    assert suffix.endswith(codecs.ENCRYPTIONS[encryption].suffix) and suffix in naming.SUFFIXES
+    name = "lift_simulator_backup_20261124_080001" + suffix
+    parsed = naming.parse_backup_name(name)
+    assert (parsed.format, parsed.encryption) == (fmt, encryption)
+    assert parsed.compression == (compression if fmt == "plain" else None)
+    (tmp_path / name).write_bytes(codecs.ENCRYPTIONS[encryption].magic + b"-> X25519 x\n")
+    (tmp_path / naming.manifest_name(name)).write_text("{}")
+    assert backup_files.detect(str(tmp_path / name)) == (fmt, parsed.compression, encryption)
+    assert codecs.encryption_by_magic(codecs.ENCRYPTIONS[encryption].magic + b"rest").name == encryption
+    scanned = candidates.scan(backup_dir.list_entries(str(tmp_path))[0], "lift_simulator")
+    assert [item.entry.name for item in scanned.backups] == [name]
+
+
+def test_a_directory_archive_is_never_encrypted():
+    with pytest.raises(naming.NamingError) as info:
+        naming.backup_suffix("directory", "gzip", "age")
+    assert "pg_dump writes its files itself" in str(info.value)
+
+
+def test_an_encrypted_file_without_an_encrypted_name_is_refused(tmp_path):
+    path = tmp_path / "lift_simulator_backup_20261124_080001.sql"
+    path.write_bytes(codecs.ENCRYPTIONS["age"].magic + b"-> X25519 x\n")
+    with pytest.raises(backup_files.BackupFileError) as info:
+        backup_files.detect(str(path))
+    assert "age-encrypted but not named as an encrypted backup" in str(info.value)
+
+
+def test_encryption_commands_come_from_the_registry():
+    age = codecs.encryption("age")
+    assert age.encode_argv(["age1x", "ssh-ed25519 AAAA"], which=lambda n: "/usr/bin/" + n) == [
+        "/usr/bin/age", "--encrypt", "-r", "age1x", "-r", "ssh-ed25519 AAAA"]
+    assert age.decode_argv("/proc/self/fd/7", which=lambda n: "/usr/bin/" + n) == [
+        "/usr/bin/age", "--decrypt", "-i", "/proc/self/fd/7"]
+    assert codecs.encryption("none") is None and codecs.ENCRYPTION_NAMES[0] == "none"
+    with pytest.raises(codecs.CodecError) as info:
+        age.encode_argv(["age1x"], which=lambda n: None)
+    assert "apt-get install age" in str(info.value)
+    with pytest.raises(codecs.CodecError):
+        codecs.encryption("gpg")
+
+
 def test_suffixes_and_magic_bytes_live_only_in_the_registry():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
     holders = {}
@@ -149,9 +200,10 @@ def test_suffixes_and_magic_bytes_live_only_in_the_registry():
                     continue
                 path = os.path.join(folder, name)
                 for literal in _code_strings(path):
-                    for codec in codecs.COMPRESSED:
-                        if (isinstance(literal, bytes) and codec.magic in literal) or (
+                    for codec in codecs.COMPRESSED + tuple(codecs.ENCRYPTIONS.values()):
+                        if (isinstance(literal, bytes) and codec.magic.strip() in literal) or (
                                 isinstance(literal, str) and codec.suffix in literal.split()
                                 or literal in (codec.suffix, ".sql" + codec.suffix)):
                             holders.setdefault(codec.name, set()).add(os.path.relpath(path, root))
-    assert holders == dict((codec.name, {"plugins/module_utils/codecs.py"}) for codec in codecs.COMPRESSED)
+    assert holders == dict((codec.name, {"plugins/module_utils/codecs.py"})
+                           for codec in codecs.COMPRESSED + tuple(codecs.ENCRYPTIONS.values()))

@@ -106,8 +106,10 @@ def test_dependency_order():
 class FakeBackup(object):
     def __init__(self, path, compression="none"):
         self.path = path
+        self.name = path.rsplit("/", 1)[-1]
         self.format = "plain"
         self.compression = compression
+        self.encryption = "none"
 
 
 @pytest.mark.parametrize("compression, command", [("none", None), ("zstd", ["zstd", "-q", "-c"]),
