@@ -401,7 +401,7 @@ def main():
         log_dir=spec("log_dir"),
         app_schema=spec("app_schema"),
         encryption=spec("encryption"),
-        encryption_recipients=dict(type="list", elements="str", default=[]),
+        encryption_recipients=spec("encryption_recipients"),
         manifest_detail=spec("manifest_detail"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -409,9 +409,7 @@ def main():
     p = module.params
     request = BackupRequest.from_options(
         connection_params(module, p["database"]), p, dest_dir=p["backup_dir"], timezone=p["name_timezone"],
-        reuse_max_age_s=p["reuse_max_age_minutes"] * 60 if p["reuse_max_age_minutes"] else None,
-        encryption=p["encryption"], encryption_recipients=p["encryption_recipients"],
-        manifest_detail=p["manifest_detail"])
+        reuse_max_age_s=p["reuse_max_age_minutes"] * 60 if p["reuse_max_age_minutes"] else None)
     try:
         result = run_backup(request, check_mode=module.check_mode)
     except BackupError as exc:

@@ -284,3 +284,31 @@ def test_print_config_merges_file_and_options(layout, workdir, cluster):
     assert settings["lock_file"] == os.path.join(job.state_dir, "it_job.lock")
     bad = job.run("--keep-last", "-1")
     assert bad.returncode == 2 and "keep_last must be 0 or more" in bad.stderr
+
+
+def test_the_job_encrypts_in_the_stream(layout, workdir, cluster):
+    """encryption: age in the job's settings: the backup is an .age file whose manifest lists the
+    recipient, the job's verification checks the age header against it, and the key decrypts it."""
+    keys = tempfile.mkdtemp(prefix="lift-it-jobkey-", dir="/tmp")
+    try:
+        identity = os.path.join(keys, "ops.key")
+        subprocess.run(["age-keygen", "-o", identity], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        recipient = subprocess.run(["age-keygen", "-y", identity], check=True, stdout=subprocess.PIPE,
+                                   universal_newlines=True).stdout.strip()
+        job = Job(layout, workdir, cluster, compression="zstd", encryption="age", encryption_recipients=[recipient],
+                  retention=False)
+        before = job.backups()
+        run = job.run()
+        assert run.returncode == 0, run.stdout + run.stderr
+        name = new_backup(job, before)
+        assert name.endswith(".sql.zst.age")
+        manifest = mf.load_manifest(os.path.join(job.dest, name) + ".manifest.json")
+        assert manifest["encryption"] == "age" and manifest["recipients"][0]["recipient"] == recipient
+        assert "verification: encryption passed" in run.stdout and "verification: structure skipped" in run.stdout
+        compressed = subprocess.run(["age", "-d", "-i", identity, os.path.join(job.dest, name)], check=True,
+                                    stdout=subprocess.PIPE).stdout
+        plain = subprocess.run(["zstd", "-d", "-c"], input=compressed, check=True, stdout=subprocess.PIPE).stdout
+        assert b"PostgreSQL database dump" in plain[:1024]
+    finally:
+        shutil.rmtree(keys, ignore_errors=True)

@@ -28,7 +28,8 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 
 
 class Option(object):
-    """One option: ``kind`` str, path, int or bool; ``minimum`` the smallest whole number allowed."""
+    """One option: ``kind`` str, path, int, bool or list (of strings); ``minimum`` the smallest whole
+    number allowed."""
 
     def __init__(self, kind, default=None, choices=None, minimum=None):
         self.kind = kind
@@ -39,6 +40,8 @@ class Option(object):
     def spec(self, **extra):
         """The option as a line of an Ansible argument_spec (``extra``: aliases, required, ...)."""
         line = dict(type=self.kind)
+        if self.kind == "list":
+            line["elements"] = "str"
         if self.default is not None:
             line["default"] = self.default
         if self.choices is not None:
@@ -65,6 +68,7 @@ OPTIONS = dict(
     log_dir=Option("path"),
     app_schema=Option("str", checklist.DEFAULT_APP_SCHEMA),
     encryption=Option("str", "none", codecs.ENCRYPTION_NAMES),
+    encryption_recipients=Option("list", []),
     manifest_detail=Option("str", "full", ("full", "minimal")),
     # the prune module
     keep_last=Option("int", 4, minimum=0),

@@ -54,7 +54,8 @@ REQUEST_OPTIONS = (
     ("check_free_space", "check_free_space"), ("lock_wait_timeout", "lock_wait_timeout"),
     ("log_dir", "log_dir"), ("app_schema", "app_schema"), ("directory_checks", "directory_checks"),
     ("stall_timeout", "stall_timeout"), ("role_definitions", "role_definitions"),
-    ("role_passwords", "role_passwords"))
+    ("role_passwords", "role_passwords"), ("encryption", "encryption"),
+    ("encryption_recipients", "encryption_recipients"), ("manifest_detail", "manifest_detail"))
 
 
 class BackupRequest(object):

@@ -69,7 +69,7 @@ def build_parser():
         option, key, text = OPTION_NAMES[setting.key], setting.key, setting.text
         if setting.kind == "bool":
             group.add_argument(option, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif setting.kind == "argv":
+        elif setting.kind in ("argv", "list"):
             group.add_argument(option, dest=key, metavar="JSON", type=_json_list, default=None,
                                help=text + " (a JSON list)")
         elif setting.choices is not None:

@@ -32,7 +32,8 @@ class ConfigError(Exception):
 
 
 class Setting(object):
-    """One setting. ``kind``: str, path (absolute), int, bool or argv (a list of strings);
+    """One setting. ``kind``: str, path (absolute), int, bool, list (of strings) or argv (a list of
+    strings: a command);
     ``nullable``: null (or an empty string) allowed; ``option``: the backup or prune module's
     option it is (backup_options.OPTIONS), None for the job's own."""
 
@@ -82,6 +83,9 @@ SETTINGS = (
     shared("app_schema", "the application's schema (manifest checklist)"),
     shared("role_definitions", "write the cluster's role definitions beside each backup (<backup>.globals.sql)"),
     shared("role_passwords", "keep the roles' password verifiers in them (needs a superuser login)"),
+    shared("encryption", "encrypt each backup in its stream (age; docs/encryption.md)"),
+    shared("encryption_recipients", "public keys to encrypt to (age1..., ssh-ed25519 ...) or files listing them"),
+    shared("manifest_detail", "full, or minimal: no row counts, Flyway history or checklist in the manifest"),
     own("login_host", "str", None, "server host for TCP (default: the local socket)"),
     shared("login_port", "server port"),
     own("login_user", "str", None, "login role (default: the OS user's name, e.g. postgres with peer auth)"),
@@ -140,9 +144,10 @@ def check_value(setting, value):
         raise ConfigError("%s must be true or false (got %r)" % (key, value))
     if kind == "int":
         return _whole_number(key, value, setting.minimum)
-    if kind == "argv":
+    if kind in ("argv", "list"):
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError("%s must be a list of strings (an argv list, no shell)" % key)
+            what = " (an argv list, no shell)" if kind == "argv" else ""
+            raise ConfigError("%s must be a list of strings%s" % (key, what))
         return list(value)
     if not isinstance(value, str):
         raise ConfigError("%s must be a string (got %r)" % (key, value))
