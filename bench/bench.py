@@ -4,7 +4,7 @@
 For each database size (seeded with the lift_simulator fixture generator) it measures, alternating
 the contenders' order and taking the median of --repeat runs:
 
-- backups: bare ``pg_dump -Fp -f`` against the backup module (plain; plain + zstd; custom);
+- backups: bare ``pg_dump -Fp -f`` against the backup module (plain; plain + zstd; plain + zstd + age; custom);
 - restores: the strategy document's procedure (drop, create, ``psql -f``: the downtime is the whole
   restore) against the restore module's swap (its downtime_s), and the swap's total time against a
   bare ``psql -f`` into a new database;
@@ -44,6 +44,7 @@ TARGETS = {
     "backup_plain_ratio": ("backup module plain / bare pg_dump -Fp", "<=", 1.05),
     "backup_zstd_ratio": ("backup module zstd / bare pg_dump -Fp (time)", "<=", 1.05),
     "zstd_size_ratio": ("zstd backup size / plain dump size", "<=", 0.10),
+    "age_stage_ratio": ("backup module zstd + age / zstd alone (the encryption stage's cost)", "<=", 1.05),
     "swap_downtime_s": ("restore swap downtime (s)", "<", 1.0),
     "swap_total_ratio": ("restore swap total / bare createdb + psql -f", "<=", 1.15),
     "quick_verify_mb_s": ("quick verification of a plain dump (MB/s)", ">=", 800.0),
@@ -59,6 +60,7 @@ class Bench(object):
     def __init__(self, cluster, work):
         self.pg = cluster
         self.work = work
+        self._age_recipient = None
 
     # --- the contenders -------------------------------------------------------------------
 
@@ -88,6 +90,16 @@ class Bench(object):
         shutil.chown(path, "postgres")
         return path
 
+    def age_recipient(self):
+        """The public key of an age identity made for the run (encrypted backups are timed, never read)."""
+        if self._age_recipient is None:
+            identity = os.path.join(self.work, "bench-age.key")
+            subprocess.run(["age-keygen", "-o", identity], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            self._age_recipient = subprocess.run(["age-keygen", "-y", identity], check=True, stdout=subprocess.PIPE,
+                                                 universal_newlines=True).stdout.strip()
+        return self._age_recipient
+
     def backups(self, database):
         out = self.fresh_dir("backups")
         samples = {}
@@ -105,20 +117,25 @@ class Bench(object):
             os.unlink(path)
             return seconds
 
-        def module(fmt, compression):
+        def module(fmt, compression, encrypted=False):
+            tag = "%s_%s%s" % (fmt, compression, "_age" if encrypted else "")
+            extra = dict(encryption="age", encryption_recipients=[self.age_recipient()]) if encrypted else {}
+
             def run():
                 result, wall = self.module("backup_module.yml", "backup_args", dict(
                     dest_dir=out, database=database, format=fmt, compression=compression,
-                    name_template="m_%s_%s_%%H%%M%%S_%%f" % (fmt, compression)))
-                samples.setdefault("%s_%s_size" % (fmt, compression), result["size_bytes"])
-                samples.setdefault("walls", {}).setdefault("%s_%s" % (fmt, compression), []).append(wall)
+                    name_template="m_%s_%%H%%M%%S_%%f" % tag, **extra))
+                samples.setdefault("%s_size" % tag, result["size_bytes"])
+                samples.setdefault("walls", {}).setdefault(tag, []).append(wall)
                 os.unlink(result["path"])
                 os.unlink(result["manifest_path"])
                 return result["duration_s"]
             return run
 
         contenders = [("bare_pg_dump_plain", bare_plain), ("module_plain", module("plain", "none")),
-                      ("module_plain_zstd", module("plain", "zstd")), ("module_custom", module("custom", "gzip")),
+                      ("module_plain_zstd", module("plain", "zstd")),
+                      ("module_plain_zstd_age", module("plain", "zstd", encrypted=True)),
+                      ("module_custom", module("custom", "gzip")),
                       ("bare_pg_dump_custom", bare_custom)]
         return self.alternate(contenders), samples
 
@@ -210,6 +227,7 @@ def summarize(size_mb, db_bytes, backup_times, samples, restore_times, verify_ti
             "backup_zstd_ratio": m["module_plain_zstd"] / m["bare_pg_dump_plain"],
             "backup_custom_ratio": m["module_custom"] / m["bare_pg_dump_plain"],
             "zstd_size_ratio": samples["plain_zstd_size"] / plain_size,
+            "age_stage_ratio": m["module_plain_zstd_age"] / m["module_plain_zstd"],
             "swap_downtime_s": r["swap_downtime"],
             "strategy_downtime_s": r["strategy_restore"],
             "swap_total_ratio": r["module_swap"] / r["bare_psql"],
@@ -229,13 +247,15 @@ def markdown(report):
              "Machine: %s, %d cores; PostgreSQL %s; fsync on; median of %d runs, contenders alternating."
              % (report["machine"], report["cores"], report["server_version"], report["repeat"]), ""]
     lines += ["| size | DB size | bare pg_dump -Fp | module plain | ratio | module zstd | ratio | zstd size | "
-              "module custom | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "module zstd + age | / zstd | module custom | ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in report["sizes"]:
         md, ra = s["medians_s"], s["ratios"]
-        lines.append("| %d MB | %.0f MB | %.2f s | %.2f s | %.3f | %.2f s | %.3f | %.1f %% | %.2f s | %.3f |" % (
-            s["size_mb"], s["database_bytes"] / 1e6, md["bare_pg_dump_plain"], md["module_plain"],
-            ra["backup_plain_ratio"], md["module_plain_zstd"], ra["backup_zstd_ratio"],
-            100 * ra["zstd_size_ratio"], md["module_custom"], ra["backup_custom_ratio"]))
+        lines.append("| %d MB | %.0f MB | %.2f s | %.2f s | %.3f | %.2f s | %.3f | %.1f %% | %.2f s | %.3f | %.2f s | "
+                     "%.3f |" % (
+                         s["size_mb"], s["database_bytes"] / 1e6, md["bare_pg_dump_plain"], md["module_plain"],
+                         ra["backup_plain_ratio"], md["module_plain_zstd"], ra["backup_zstd_ratio"],
+                         100 * ra["zstd_size_ratio"], md["module_plain_zstd_age"], ra["age_stage_ratio"],
+                         md["module_custom"], ra["backup_custom_ratio"]))
     lines += ["", "| size | strategy restore (= downtime) | module swap total | swap downtime | bare createdb + psql -f | "
               "swap / bare | quick verify | restore verify |", "|---|---|---|---|---|---|---|---|"]
     for s in report["sizes"]:
