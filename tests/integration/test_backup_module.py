@@ -208,6 +208,9 @@ def test_reuse_takes_only_a_recent_backup_of_this_host_and_server(cluster, workd
     shutil.copy(foreign["manifest_path"], dest)
     for copied in (foreign["path"], foreign["manifest_path"]):
         shutil.chown(os.path.join(dest, os.path.basename(copied)), "postgres")
+    # Nor the name of the foreign backup copied in (taken a moment ago on the other server).
+    while time.strftime("%Y%m%d_%H%M%S", time.gmtime()) in foreign["path"]:
+        time.sleep(0.05)
     latest = backup(cluster, dest, format="custom", reuse_max_age_minutes=60)
     assert latest["reused"] is True and latest["path"] == fresh["path"]
     assert any("server system identifier" in r for r in latest["reuse_passed_over"])
