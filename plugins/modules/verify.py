@@ -223,16 +223,26 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify.b
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify.quick import verify_quickly
 
 
-def quick(module, path, bin_dir):
+def quick(module, path, bin_dir, identity):
     started = time.monotonic()
-    p = module.params
-    backup = backup_files.inspect(path, p["directory_checks"])
-    try:
-        with secret_or_file(p["identity"], p["identity_file"], "lift-age-identity") as identity:
-            checks = verify_quickly(backup, lambda: find_client_binary("pg_restore", bin_dir)[0], identity)
-    except SecretFileError as exc:
-        raise backup_files.BackupFileError("identity_file: %s" % exc)
+    backup = backup_files.inspect(path, module.params["directory_checks"])
+    checks = verify_quickly(backup, lambda: find_client_binary("pg_restore", bin_dir)[0], identity)
     return backup, checks, {}, None, round(time.monotonic() - started, 3)
+
+
+def run_level(module, identity):
+    """The verification the options ask for: (backup, checks, row counts, scratch database, seconds)."""
+    p = module.params
+    if p["level"] == "quick" or module.check_mode:
+        # Check mode never creates the scratch database: only the reading part runs.
+        return quick(module, p["path"], p["bin_dir"], identity)
+    request = RestoreRequest(
+        connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
+        owner=p["owner"], jobs=p["jobs"], bin_dir=p["bin_dir"], checks=p["checks"],
+        app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], load_as=p["load_as"],
+        load_host=p["load_host"], privileges=p["privileges"], lock_timeout=p["lock_timeout"],
+        directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"], identity=identity)
+    return run_verify_restore(request)
 
 
 def main():
@@ -257,21 +267,12 @@ def main():
     p = module.params
     result = dict(changed=False, path=p["path"], level=p["level"])
     try:
-        if p["level"] == "quick" or module.check_mode:
-            # Check mode never creates the scratch database: only the reading part runs.
-            backup, checks, counts, scratch, duration = quick(module, p["path"], p["bin_dir"])
-        else:
-            request = RestoreRequest(
-                connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
-                owner=p["owner"], jobs=p["jobs"], bin_dir=p["bin_dir"], checks=p["checks"],
-                app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], load_as=p["load_as"],
-                load_host=p["load_host"], privileges=p["privileges"], lock_timeout=p["lock_timeout"],
-                directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"])
-            try:
-                with secret_or_file(p["identity"], p["identity_file"], "lift-age-identity") as request.identity:
-                    backup, checks, counts, scratch, duration = run_verify_restore(request)
-            except SecretFileError as exc:
-                raise backup_files.BackupFileError("identity_file: %s" % exc)
+        try:
+            # The identity (if any) is open for the whole run: the quick checks and the scratch restore.
+            with secret_or_file(p["identity"], p["identity_file"], "lift-age-identity") as identity:
+                backup, checks, counts, scratch, duration = run_level(module, identity)
+        except SecretFileError as exc:
+            raise backup_files.BackupFileError("identity_file: %s" % exc)
     except (backup_files.BackupFileError, RestoreError, PgError, DatabaseError) as exc:
         checks = getattr(exc, "checks", None) or [checklist.check("backup", False, str(exc))]
         result.update(msg="verification of %s failed: %s" % (p["path"], exc), checks=checks,
