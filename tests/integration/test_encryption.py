@@ -9,14 +9,13 @@ __metaclass__ = type
 
 import json
 import os
-import pwd
 import re
-import shutil
 import subprocess
 
 import pytest
 
-from pglab import postgres_owned_dir, run_playbook
+from agekeys import decrypt, encrypted_backup, keys  # noqa: F401 pylint: disable=unused-import
+from pglab import run_playbook
 from helpers import backup, clone_database, databases, drop_databases, restore, verify
 from pgcompare import fingerprint
 
@@ -25,50 +24,11 @@ AGE_MAGIC = b"age-encryption.org/v1\n"
 PLAIN_HEADER = b"-- PostgreSQL database dump"
 
 
-def own_by_postgres(path, mode):
-    pw = pwd.getpwnam("postgres")
-    os.chown(path, pw.pw_uid, pw.pw_gid)
-    os.chmod(path, mode)
-
-
-@pytest.fixture(scope="module")
-def keys():
-    """An age key pair, a second one (not a recipient) and an SSH ed25519 key pair, postgres's 0600."""
-    base = postgres_owned_dir("lift-it-keys-")
-    os.chmod(base, 0o700)
-    found = {}
-    for name in ("ops", "stranger"):
-        path = os.path.join(base, name + ".key")
-        subprocess.run(["age-keygen", "-o", path], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        own_by_postgres(path, 0o600)
-        public = subprocess.run(["age-keygen", "-y", path], check=True, stdout=subprocess.PIPE,
-                                universal_newlines=True).stdout.strip()
-        with open(path) as handle:
-            found[name] = dict(identity_file=path, identity=handle.read(), recipient=public)
-    ssh = os.path.join(base, "escrow")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "escrow", "-f", ssh], check=True)
-    for path in (ssh, ssh + ".pub"):
-        own_by_postgres(path, 0o600)
-    found["escrow"] = dict(identity_file=ssh, recipients_file=ssh + ".pub")
-    yield found
-    shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture
 def db(cluster):
     name = clone_database(cluster, PREFIX + "src")
     yield name
     drop_databases(cluster, PREFIX)
-
-
-def encrypted_backup(cluster, workdir, db, keys, **options):
-    recipients = [keys["ops"]["recipient"], keys["escrow"]["recipients_file"]]
-    return backup(cluster, os.path.join(workdir, "b"), database=db, encryption="age",
-                  encryption_recipients=recipients, **options)
-
-
-def decrypt(path, identity_file):
-    return subprocess.run(["age", "-d", "-i", identity_file, path], check=True, stdout=subprocess.PIPE).stdout
 
 
 @pytest.mark.parametrize("fmt, compression, suffix", [("plain", "zstd", ".sql.zst.age"), ("plain", "none", ".sql.age"),

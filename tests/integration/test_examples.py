@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from helpers import backup
-from pglab import LIFT_ADMIN_PASSWORD, ROOT, PgCluster, load_fixture, postgres_owned_dir, run_playbook
+from pglab import LIFT_ADMIN_PASSWORD, ROOT, PgCluster, as_postgres, load_fixture, postgres_owned_dir, run_playbook
 
 MODULE_DIR = os.path.join(ROOT, "plugins", "modules")
 # The modules in the order their examples build on each other: backups first, then what reads them.
-ORDER = ["backup", "backup_info", "verify", "compare", "restore", "prune"]
+ORDER = ["backup", "backup_info", "verify", "compare", "restore", "prune", "rekey"]
 # The socket directory libpq and the examples assume (Debian's).
 DEFAULT_SOCKET_DIR = "/var/run/postgresql"
 NAMED_BACKUPS = {
@@ -74,6 +74,7 @@ class ExampleRunner(object):
         self.directories = {
             "/var/backups/lift_simulator": os.path.join(work, "backups"),
             "/srv/pg-backups": os.path.join(work, "srv-pg-backups"),
+            "/etc/lift-pg-backup": os.path.join(work, "etc-lift-pg-backup"),
         }
         self.extra_vars = {
             "vault_lift_admin_password": LIFT_ADMIN_PASSWORD,
@@ -170,6 +171,23 @@ def test_module_examples_work_as_written(example_cluster):
         preview = runner.run_with_setup("prune", {})[0].task("See what would be removed, and why")
         # Every backup is younger than 90 days, and the examples before it removed none.
         assert preview["removed"] == []
+
+        def encrypted_backup():
+            """An age key whose identity the example is given, a backup encrypted to it, the
+            escrow key the example names."""
+            keys = runner.directories["/etc/lift-pg-backup"]
+            as_postgres(["mkdir", "-m", "0700", keys])
+            as_postgres(["age-keygen", "-o", os.path.join(keys, "old.key")], stderr=subprocess.DEVNULL)
+            as_postgres(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(keys, "escrow")])
+            with open(os.path.join(keys, "old.key")) as handle:
+                runner.extra_vars["vault_lift_age_identity_old"] = handle.read()
+            old = as_postgres(["age-keygen", "-y", os.path.join(keys, "old.key")], stdout=subprocess.PIPE,
+                              universal_newlines=True).stdout.strip()
+            backup(example_cluster, backups, encryption="age", encryption_recipients=[old])
+
+        rotated = runner.run_with_setup("rekey", {"Rotate the operations key; the escrow key stays": encrypted_backup})
+        result = rotated[0].task("Rotate the operations key; the escrow key stays")
+        assert len(result["rekeyed"]) == 1 and result["not_encrypted"] and result["changed"]
 
         every = [task["name"] for module in ORDER for task in runner.tasks_of(module)]
         assert set(every) <= set(runner.ran)

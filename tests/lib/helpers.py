@@ -42,11 +42,11 @@ def undocumented_keys(module, result):
                   and k not in documented_returns(module))
 
 
-def run_module(name, args, expect_ok=True, **extra_vars):
+def run_module(name, args, expect_ok=True, check=False, diff=False, **extra_vars):
     """Run ``<name>_module.yml`` with ``<name>_args``; return the task's result, asserting the outcome
     and that every key the module returned is documented in its RETURN block."""
     extra_vars["%s_args" % name] = args
-    run = run_playbook("%s_module.yml" % name, extra_vars)
+    run = run_playbook("%s_module.yml" % name, extra_vars, check=check, diff=diff)
     result = run.task(name.capitalize())
     if result is not None:
         assert not undocumented_keys(name, result), "%s returned keys its RETURN does not document: %s" % (

@@ -191,7 +191,7 @@ class PlaybookRun(object):
 
 
 def run_playbook(playbook, extra_vars=None, check=False, verbosity=0, json_output=True, inventory=None,
-                 timeout=900, wrapper=()):
+                 timeout=900, wrapper=(), diff=False):
     """Run a playbook on localhost; extra vars go through a 0600 file, never argv. ``wrapper``: argv
     ansible-playbook runs under (strace ...)."""
     if not os.path.isabs(playbook):
@@ -211,6 +211,8 @@ def run_playbook(playbook, extra_vars=None, check=False, verbosity=0, json_outpu
                                 playbook]
         if check:
             argv.append("--check")
+        if diff:
+            argv.append("--diff")
         if verbosity:
             argv.append("-" + "v" * verbosity)
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),

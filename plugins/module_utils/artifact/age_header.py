@@ -64,6 +64,18 @@ def describe_recipient(text):
                          "identities (private keys) never belong in a recipient list" % shown)
 
 
+def made_for(recipients):
+    """The recipients a manifest recorded, as an error message names them (public keys and SSH
+    fingerprints only)."""
+    return ", ".join(r.get("fingerprint") or r.get("recipient", "?") for r in recipients or []) \
+        or "recipients the manifest does not name"
+
+
+def same_recipients(recorded, wanted):
+    """Whether two lists of recipient descriptions name the same keys (in any order)."""
+    return sorted(r.get("recipient") for r in recorded or []) == sorted(r.get("recipient") for r in wanted or [])
+
+
 def read_stanzas(head):
     """The stanzas of the header at the start of ``head`` (bytes): a list of (type, arguments).
     Raises AgeHeaderError when the header is not well formed."""

@@ -31,13 +31,17 @@ def stages(backup, identity_path=None):
     """The argv of each stage that turns ``backup`` into pg_dump's output (empty: read the file)."""
     commands = []
     if backup.encryption != "none":
-        if identity_path is None:
-            raise DecodeError("%s is encrypted with %s: an identity is needed to read it"
-                              % (backup.name, backup.encryption))
-        commands.append(codecs.encryption(backup.encryption).decode_argv(identity_path) + [backup.path])
+        commands.append(decrypt_argv(backup, identity_path))
     if backup.format == "plain" and backup.compression not in (None, "none"):
         commands.append(codecs.get(backup.compression).decode_argv() + ([] if commands else [backup.path]))
     return commands
+
+
+def decrypt_argv(backup, identity_path):
+    """The argv that decrypts an encrypted ``backup`` to its stdout with the identity file named."""
+    if identity_path is None:
+        raise DecodeError("%s is encrypted with %s: an identity is needed to read it" % (backup.name, backup.encryption))
+    return codecs.encryption(backup.encryption).decode_argv(identity_path) + [backup.path]
 
 
 class DecodedStream(object):

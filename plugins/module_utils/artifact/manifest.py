@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The sidecar manifest ``<backup>.manifest.json`` that describes one backup.
 
-Format version 1 (documented in docs/manifest.md). Pure Python.
+Format version 1 (documented in docs/manifest.md). While a key rotation (rekey/) is between its
+two manifest writes, the manifest also describes the re-encrypted file (``rekey_pending``); a
+reader takes the file for whichever of the two it is (``file_versions``, ``settled``). Pure Python.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,6 +32,10 @@ REQUIRED_FIELDS = {
     "finished_at": str,
     "row_counts": dict,
 }
+
+
+# A key rotation's re-encrypted file, recorded before it replaces the backup's file.
+REKEY_PENDING = "rekey_pending"
 
 
 class ManifestError(ValueError):
@@ -65,15 +71,48 @@ def validate_manifest(manifest):
     if manifest["manifest_version"] > MANIFEST_VERSION:
         raise ManifestError("manifest version %s is newer than this collection understands (%s)"
                             % (manifest["manifest_version"], MANIFEST_VERSION))
-    sha = manifest["sha256"]
-    if len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
-        raise ManifestError("the manifest's sha256 is not 64 lowercase hex digits")
-    if manifest["size_bytes"] < 0:
-        raise ManifestError("the manifest's size_bytes is negative")
+    _validate_file_version(manifest, "")
+    pending = manifest.get(REKEY_PENDING)
+    if pending is not None:
+        if not isinstance(pending, dict) or not isinstance(pending.get("recipients"), list):
+            raise ManifestError("the manifest's %s is not an object with recipients" % REKEY_PENDING)
+        _validate_file_version(pending, REKEY_PENDING + ".")
     for table, count in manifest["row_counts"].items():
         if not isinstance(table, str) or not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise ManifestError("the manifest's row count for %r is not a non-negative integer" % (table,))
     return manifest
+
+
+def _validate_file_version(fields, where):
+    sha, size = fields.get("sha256"), fields.get("size_bytes")
+    if not isinstance(sha, str) or len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
+        raise ManifestError("the manifest's %ssha256 is not 64 lowercase hex digits" % where)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ManifestError("the manifest's %ssize_bytes is not a non-negative integer" % where)
+
+
+def file_versions(manifest):
+    """The (sha256, size_bytes) the backup's file may have: the manifest's own, and the re-encrypted
+    file's while a key rotation is between its two manifest writes."""
+    versions = [(manifest["sha256"], manifest["size_bytes"])]
+    pending = manifest.get(REKEY_PENDING)
+    if pending:
+        versions.append((pending["sha256"], pending["size_bytes"]))
+    return versions
+
+
+def settled(manifest, sha256):
+    """The manifest as it describes the file whose sha256 is ``sha256``: the re-encrypted file's
+    sha256, size and recipients when a pending rotation's file is in place, else the manifest's
+    own; the pending record is left out either way."""
+    if not manifest or REKEY_PENDING not in manifest:
+        return manifest
+    described = dict((k, v) for k, v in manifest.items() if k != REKEY_PENDING)
+    pending = manifest[REKEY_PENDING]
+    if sha256 == pending["sha256"]:
+        described.update(sha256=pending["sha256"], size_bytes=pending["size_bytes"],
+                         recipients=pending["recipients"])
+    return described
 
 
 def manifest_path_of(path):

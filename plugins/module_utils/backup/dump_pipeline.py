@@ -99,8 +99,9 @@ class Pipeline(object):
     failed is not the cause).
     """
 
-    def __init__(self, commands, env=None, progress=None, progress_interval=1.0, stall=None):
+    def __init__(self, commands, env=None, progress=None, progress_interval=1.0, stall=None, pass_fds=()):
         self.commands = commands
+        self.pass_fds = pass_fds  # the first program's secret files (secret_file.SecretFile.fds)
         self.stall = stall
         self.env = env
         self.progress = progress
@@ -114,8 +115,9 @@ class Pipeline(object):
             err = tempfile.TemporaryFile()
             self.stderr_files.append(err)
             try:
+                extra = dict(pass_fds=self.pass_fds) if previous is None and self.pass_fds else {}
                 proc = spawn(argv, stdin=previous if previous is not None else subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=err, env=self.env, bufsize=0)
+                             stdout=subprocess.PIPE, stderr=err, env=self.env, bufsize=0, **extra)
             except OSError as exc:
                 raise ProgramError("cannot start %s: %s" % (argv[0], exc.strerror))
             if previous is not None:

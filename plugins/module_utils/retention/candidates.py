@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import datetime
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.manifest import file_versions
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.naming import (
     GLOBALS_SUFFIX, MANIFEST_SUFFIX, globals_name, manifest_name, parse_backup_name)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import DIRECTORY, FILE
@@ -192,7 +193,7 @@ def describe(scanned, include_legacy, manifest=None, manifest_error=None, legacy
     extra = dict(manifest=manifest, manifest_valid=True)
     if entry.size == 0:
         return Candidate(entry.name, started, False, ZERO_BYTES, detail="empty", **dict(common, **extra))
-    if entry.size != manifest["size_bytes"]:
+    if entry.size not in [size for _sha, size in file_versions(manifest)]:
         return Candidate(entry.name, started, False, SIZE_MISMATCH,
                          detail="%d bytes on disk, %d in the manifest" % (entry.size, manifest["size_bytes"]),
                          **dict(common, **extra))
@@ -238,7 +239,7 @@ def inspect(scan_result, include_legacy, read_manifest, digest=None, legacy_tz=N
             continue
         if digest is not None and candidate.good and not candidate.legacy:
             try:
-                candidate.mark_checksum(digest(candidate.name) == candidate.manifest["sha256"])
+                candidate.mark_checksum(digest(candidate.name) in [sha for sha, _size in file_versions(candidate.manifest)])
             except (OSError, ValueError) as exc:
                 candidate.mark_checksum(False, "it cannot be read: %s" % exc)
         candidates.append(candidate)

@@ -60,6 +60,11 @@ class Storage(object):
         """Write ``data`` (bytes or text) under ``name`` atomically."""
         raise NotImplementedError
 
+    def promote(self, staged, name):
+        """Give the complete, synced file ``staged`` the name ``name``, atomically replacing the
+        file there (a key rotation's re-encrypted backup): a reader sees one or the other, whole."""
+        raise NotImplementedError
+
     def entries(self):
         """(list of Entry, {name: identity}) for every entry of the location."""
         raise NotImplementedError

@@ -59,6 +59,13 @@ class PosixStorage(Storage):
     def write(self, name, data, mode=0o600, replace=False):
         return atomic_files.write_file_atomic(self.location, name, data, mode=mode, replace=replace)
 
+    def promote(self, staged, name):
+        try:
+            os.rename(self.path(staged), self.path(name))
+        except OSError as exc:
+            raise StorageError(exc.errno, "cannot rename %s to %s: %s" % (staged, name, exc.strerror))
+        atomic_files.fsync_dir(self.location)
+
     def partial_tree(self, name):
         """A private temporary folder for a directory archive that will be published as ``name``
         (pg_dump writes its files itself)."""

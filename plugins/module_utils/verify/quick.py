@@ -26,6 +26,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app.lift
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import age_header
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import checksums
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import decoding
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_dump
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.backup_files import (
     PLAIN_HEADER, PLAIN_TRAILER, BackupFileError)
@@ -66,6 +67,8 @@ def _manifest_checks(backup):
 def _checksum_check(backup):
     digest, size = checksums.backup_digest(backup.path)
     backup.sha256 = digest
+    # A key rotation killed between its manifest writes: the manifest describes both files.
+    backup.manifest = manifest_mod.settled(backup.manifest, digest)
     if backup.manifest is None:
         return check("sha256", True, "sha256 %s (%d bytes); no manifest to compare with" % (digest, size), skipped=True)
     if size != backup.manifest["size_bytes"]:
@@ -205,10 +208,8 @@ class _NoStream(object):
 def _decode_failed(backup, failure):
     program, message = failure
     if backup.encryption != "none" and program == codecs.encryption(backup.encryption).program[0]:
-        made_for = ", ".join(r.get("fingerprint") or r.get("recipient", "?")
-                             for r in ((backup.manifest or {}).get("recipients") or []))
         return check("structure", False, "cannot decrypt it with the identity given (%s); it was made for: %s"
-                     % (message, made_for or "recipients the manifest does not name"))
+                     % (message, age_header.made_for((backup.manifest or {}).get("recipients"))))
     return check("structure", False, "the %s stream is damaged: %s" % (backup.compression, message))
 
 

@@ -61,3 +61,40 @@ def test_garbage_files(tmp_path):
 def test_manifest_path_for_files_and_directories():
     assert mf.manifest_path_for("/b/x.sql") == "/b/x.sql.manifest.json"
     assert mf.manifest_path_for("/b/x_dir/") == "/b/x_dir.manifest.json"
+
+
+PENDING = dict(sha256="b" * 64, size_bytes=12, recipients=[{"type": "X25519", "recipient": "age1new"}])
+
+
+def with_pending(**pending):
+    return dict(GOOD, manifest_version=1, recipients=[{"type": "X25519", "recipient": "age1old"}],
+                rekey_pending=dict(PENDING, **pending))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(sha256="xyz"), "rekey_pending.sha256"),
+    (dict(size_bytes=-3), "rekey_pending.size_bytes"),
+    (dict(recipients="age1new"), "rekey_pending"),
+])
+def test_a_malformed_pending_rotation_is_named(change, message):
+    with pytest.raises(mf.ManifestError) as info:
+        mf.validate_manifest(with_pending(**change))
+    assert message in str(info.value)
+
+
+def test_a_pending_rotation_describes_both_files():
+    manifest = mf.validate_manifest(with_pending())
+    assert mf.file_versions(manifest) == [("a" * 64, 10), ("b" * 64, 12)]
+    assert mf.file_versions(dict(GOOD)) == [("a" * 64, 10)]
+
+
+def test_settled_takes_the_file_for_whichever_version_it_is():
+    manifest = with_pending()
+    new = mf.settled(manifest, "b" * 64)
+    assert (new["sha256"], new["size_bytes"], new["recipients"]) == ("b" * 64, 12, PENDING["recipients"])
+    old = mf.settled(manifest, "a" * 64)
+    assert (old["sha256"], old["size_bytes"], old["recipients"][0]["recipient"]) == ("a" * 64, 10, "age1old")
+    for settled in (new, old):
+        assert "rekey_pending" not in settled
+    assert "rekey_pending" in manifest  # the manifest read is left as it is
+    assert mf.settled(dict(GOOD), "c" * 64) == dict(GOOD) and mf.settled(None, "c" * 64) is None
