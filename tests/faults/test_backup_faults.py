@@ -246,21 +246,9 @@ def test_the_password_is_never_visible_while_a_backup_runs(cluster, workdir, fau
         run=run_playbook("backup_module.yml", {"backup_args": args}, verbosity=3, json_output=False)))
     before = set(os.listdir("/tmp"))
     thread.start()
-    seen_pg_dump = False
-    leaks = []
-    me = os.getpid()
-    while thread.is_alive():
-        for pid in processes.pids():
-            if pid == me:
-                continue
-            if processes.comm(pid) == "pg_dump":
-                seen_pg_dump = True
-            for part in processes.cmdline(pid) + processes.environ(pid):
-                if secret in part:
-                    leaks.append((pid, processes.comm(pid), part[:80]))
-    thread.join()
+    leaks, seen = processes.watch_for_secret(thread, secret, ("pg_dump",))
     assert holder["run"].rc == 0, holder["run"].stdout[-2000:]
-    assert seen_pg_dump
+    assert seen == {"pg_dump"}
     assert leaks == []
     texts = [holder["run"].stdout, holder["run"].stderr]
     for root in (workdir,):

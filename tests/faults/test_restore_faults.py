@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -269,19 +268,7 @@ def test_the_password_is_never_visible_while_a_restore_or_verify_runs(cluster, s
                                                                             json_output=False)))
     before = set(os.listdir("/tmp"))
     thread.start()
-    clients = set()
-    leaks = []
-    while thread.is_alive():
-        for pid in processes.pids():
-            if pid == os.getpid():
-                continue
-            if processes.comm(pid) in ("psql", "pg_restore"):
-                clients.add(processes.comm(pid))
-            for part in processes.cmdline(pid) + processes.environ(pid):
-                if secret in part:
-                    leaks.append((pid, processes.comm(pid)))
-        time.sleep(0.001)
-    thread.join()
+    leaks, clients = processes.watch_for_secret(thread, secret, ("psql", "pg_restore"))
     assert holder["run"].rc == 0, holder["run"].stdout[-2000:]
     assert clients and leaks == []
     assert SUPERUSER_PASSWORD not in holder["run"].stdout + holder["run"].stderr

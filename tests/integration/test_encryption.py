@@ -11,9 +11,11 @@ import json
 import os
 import re
 import subprocess
+import threading
 
 import pytest
 
+import processes
 from agekeys import decrypt, encrypted_backup, keys  # noqa: F401 pylint: disable=unused-import
 from pglab import run_playbook
 from helpers import DECOMPRESS, backup, clone_database, databases, drop_databases, restore, verify
@@ -92,6 +94,39 @@ def test_the_identity_is_never_shown_even_at_vvv(cluster, workdir, db, keys):
                        verbosity=3, json_output=False)
     assert run.rc == 0, run.stdout[-3000:]
     assert secret not in run.stdout and secret not in run.stderr
+
+
+@pytest.mark.parametrize("module", ["restore", "rekey"])
+def test_the_identity_is_in_no_process_file_or_log_while_a_restore_or_a_rekey_runs(cluster, workdir, db, keys,
+                                                                                    module):
+    """Every process's argv and environment is read every millisecond while a restore (psql fed
+    through age) or a key rotation (age into age) runs at -vvv; then its output, the files it left
+    in the backup directory and what it left in /tmp are searched."""
+    made = encrypted_backup(cluster, workdir, db, keys, compression="zstd")
+    secret = keys["ops"]["identity"].strip().splitlines()[-1]
+    assert secret.startswith("AGE-SECRET-KEY-")
+    if module == "restore":
+        damage(cluster, db)
+        extra = {"restore_args": dict(cluster.connection_vars(), path=made["path"], database=db,
+                                      identity=keys["ops"]["identity"])}
+    else:
+        extra = {"rekey_args": dict(path=made["path"], identity=keys["ops"]["identity"],
+                                    encryption_recipients=[keys["new"]["recipient"]])}
+    holder = {}
+    thread = threading.Thread(target=lambda: holder.update(
+        run=run_playbook("%s_module.yml" % module, extra, verbosity=3, json_output=False)))
+    before = set(os.listdir("/tmp"))
+    thread.start()
+    leaks, seen = processes.watch_for_secret(thread, secret.encode(), ("age", "psql"))
+    assert holder["run"].rc == 0, holder["run"].stdout[-2000:]
+    assert "age" in seen and leaks == []
+    texts = [holder["run"].stdout, holder["run"].stderr]
+    for folder, _dirs, files in os.walk(workdir):
+        for entry in files:
+            with open(os.path.join(folder, entry), "rb") as handle:
+                texts.append(handle.read().decode("utf-8", "replace"))
+    assert all(secret not in text for text in texts)
+    assert [e for e in set(os.listdir("/tmp")) - before if e.startswith("lift-pg-")] == []
 
 
 def test_a_damaged_encrypted_backup_fails_verification(cluster, workdir, db, keys):

@@ -97,3 +97,22 @@ def wait_for_marker(directory, point, timeout=120):
         return found[0] if found else None
     path = wait_for(marker, timeout=timeout, interval=0.01, what="failpoint %s" % point)
     return int(path.rsplit(".", 1)[1])
+
+
+def watch_for_secret(thread, secret, programs):
+    """While ``thread`` runs, read every process's argv and environment (but this one's) for
+    ``secret`` (bytes), every millisecond. Returns (leaks as (pid, program), the ``programs`` seen)."""
+    leaks, seen = [], set()
+    me = os.getpid()
+    while thread.is_alive():
+        for pid in pids():
+            if pid == me:
+                continue
+            if comm(pid) in programs:
+                seen.add(comm(pid))
+            for part in cmdline(pid) + environ(pid):
+                if secret in part:
+                    leaks.append((pid, comm(pid)))
+        time.sleep(0.001)
+    thread.join()
+    return leaks, seen
