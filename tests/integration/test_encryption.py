@@ -97,8 +97,8 @@ def test_the_identity_is_never_shown_even_at_vvv(cluster, workdir, db, keys):
 
 
 @pytest.mark.parametrize("module", ["restore", "rekey"])
-def test_the_identity_is_in_no_process_file_or_log_while_a_restore_or_a_rekey_runs(cluster, workdir, db, keys,
-                                                                                    module):
+def test_the_identity_is_in_no_process_file_or_log_while_a_restore_or_a_rekey_runs(
+        cluster, workdir, db, keys, module):
     """Every process's argv and environment is read every millisecond while a restore (psql fed
     through age) or a key rotation (age into age) runs at -vvv; then its output, the files it left
     in the backup directory and what it left in /tmp are searched."""
