@@ -85,6 +85,24 @@ def test_success_backup_verification_log_metrics_retention(layout, workdir, clus
     assert status["log_path"] == os.path.join(job.logs, job.log_files()[0])
 
 
+def test_a_backup_dated_in_the_future_is_reported_and_displaces_nothing(layout, workdir, cluster):
+    """A clock that once ran 400 days ahead: the job keeps today's backup, warns in its log and
+    exports the future-dated backup in the metric an alert watches."""
+    job = Job(layout, workdir, cluster)
+    future = old_backups(job, (-400,))[0]
+    old = old_backups(job, (30, 20))
+    before = job.backups()
+    run = job.run()
+    assert run.returncode == 0, run.stdout + run.stderr
+    name = new_backup(job, before)
+    # keep_last 2 counts today's backup and the newest old one; the future-dated one counts for nothing.
+    assert sorted(n for n in job.backups() if not n.endswith((".manifest.json", ".globals.sql"))) == sorted(
+        [future, name, old[1]])
+    assert job.metrics()["future_dated_backups"] == 1 and job.metrics()["last_run_success"] == 1
+    _path, text = log_of(job, "RESULT: success")
+    assert "%s is dated in the future" % future in text and "a clock is wrong" in text
+
+
 def test_failure_server_unreachable_touches_no_backup(layout, workdir, cluster):
     job = Job(layout, workdir, cluster)
     marker = os.path.join(workdir, "notified")
