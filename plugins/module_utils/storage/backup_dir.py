@@ -23,6 +23,26 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.
 UTC = datetime.timezone.utc
 
 
+def _kind_and_size(st, path, name):
+    if stat.S_ISLNK(st.st_mode):
+        return SYMLINK, st.st_size
+    if stat.S_ISREG(st.st_mode):
+        return FILE, st.st_size
+    if stat.S_ISDIR(st.st_mode):
+        return DIRECTORY, tree_size(os.path.join(path, name)) if parse_backup_name(name) else 0
+    return OTHER, st.st_size
+
+
+def entry_of(path, name):
+    """The Entry of ``name`` in the directory ``path`` (lstat), or None when there is none."""
+    try:
+        st = os.lstat(os.path.join(path, name))
+    except FileNotFoundError:
+        return None
+    kind, size = _kind_and_size(st, path, name)
+    return Entry(name, kind, size, datetime.datetime.fromtimestamp(st.st_mtime, UTC))
+
+
 def list_entries(path, dir_fd=None):
     """Every entry of the directory (lstat) as Entry, and each entry's (st_dev, st_ino).
 
@@ -33,16 +53,7 @@ def list_entries(path, dir_fd=None):
     with os.scandir(dir_fd if dir_fd is not None else path) as listing:
         for item in listing:
             st = item.stat(follow_symlinks=False)
-            size = st.st_size
-            if stat.S_ISLNK(st.st_mode):
-                kind = SYMLINK
-            elif stat.S_ISREG(st.st_mode):
-                kind = FILE
-            elif stat.S_ISDIR(st.st_mode):
-                kind = DIRECTORY
-                size = tree_size(os.path.join(path, item.name)) if parse_backup_name(item.name) else 0
-            else:
-                kind = OTHER
+            kind, size = _kind_and_size(st, path, item.name)
             entries.append(Entry(item.name, kind, size, datetime.datetime.fromtimestamp(st.st_mtime, UTC)))
             idents[item.name] = (st.st_dev, st.st_ino)
     return entries, idents

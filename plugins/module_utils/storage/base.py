@@ -70,7 +70,21 @@ class Storage(object):
         raise NotImplementedError
 
     def read_manifest(self, name):
+        """The validated manifest ``name`` (artifact/manifest.py); raises ManifestError (a
+        ValueError) naming the problem."""
         raise NotImplementedError
+
+    def open_read(self, name):
+        """A binary stream of the file ``name`` (``read(size)``, ``close()``; usable in a ``with``
+        block), read from the storage as it is: a download streams, it never sits in memory."""
+        raise NotImplementedError
+
+    def stat(self, name):
+        """The Entry of ``name`` (its kind, size and time), or None when there is none."""
+        raise NotImplementedError
+
+    def close(self):
+        """Release connections (remote drivers); the local driver has none."""
 
     def digest(self, name):
         """The sha256 of a backup (a file, or a directory archive's combined digest)."""

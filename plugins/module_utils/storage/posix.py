@@ -81,6 +81,21 @@ class PosixStorage(Storage):
     def read_manifest(self, name):
         return manifest_mod.load_manifest(self.path(name))
 
+    def close(self):
+        """Nothing to release: the directory is held open only inside a ``with`` block."""
+
+    def open_read(self, name):
+        try:
+            return open(self.path(name), "rb")
+        except OSError as exc:
+            raise StorageError(exc.errno, "cannot read %s: %s" % (self.path(name), exc.strerror))
+
+    def stat(self, name):
+        try:
+            return backup_dir.entry_of(self.location, name)
+        except OSError as exc:
+            raise StorageError(exc.errno, "cannot look at %s: %s" % (self.path(name), exc.strerror))
+
     def digest(self, name):
         return checksums.backup_digest(self.path(name))[0]
 

@@ -131,3 +131,18 @@ def test_the_driver_implements_the_whole_interface():
     wanted = [name for name in vars(Storage) if not name.startswith("_") and callable(getattr(Storage, name))]
     for name in wanted:
         assert getattr(PosixStorage, name) is not getattr(Storage, name), name
+
+
+def test_open_read_streams_a_file_and_stat_describes_it(tmp_path):
+    store = PosixStorage(str(tmp_path))
+    store.write("b.sql", b"x" * 5000)
+    with store.open_read("b.sql") as stream:
+        assert stream.read(10) == b"x" * 10 and len(stream.read()) == 4990
+    entry = store.stat("b.sql")
+    assert (entry.name, entry.kind, entry.size) == ("b.sql", "file", 5000) and entry.mtime.tzinfo is not None
+    assert store.stat("missing.sql") is None
+    os.symlink("b.sql", str(tmp_path / "link.sql"))
+    assert store.stat("link.sql").kind == "symlink"
+    with pytest.raises(StorageError) as info:
+        store.open_read("missing.sql")
+    assert "missing.sql" in str(info.value)
