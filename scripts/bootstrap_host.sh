@@ -37,6 +37,11 @@ PACKAGES=(
   python3-venv
   # the integration tests run the modules with the system Python, as on a database host
   python3-psycopg2
+  # off-site copies: the modules' S3 and SFTP drivers (the distribution's boto3 and paramiko), and
+  # the SFTP test server (OpenSSH's own sshd, started by the tests on 127.0.0.1 only)
+  python3-boto3
+  python3-paramiko
+  openssh-server
   # for the shellcheck test of ansible-test sanity, which is skipped when it is absent
   shellcheck
   ca-certificates
