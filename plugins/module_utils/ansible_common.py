@@ -14,6 +14,7 @@ __metaclass__ = type
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import spec
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.offsite import targets
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import ConnectionParams, PgError
 
 CONNECTION_MUTUALLY_EXCLUSIVE = [["login_host", "login_unix_socket"]]
@@ -101,6 +102,39 @@ def loading_argument_spec():
 def directory_checks_argument_spec():
     """The option documented by the doc fragment lift_simulator.postgresql.directory_checks."""
     return dict(directory_checks=spec("directory_checks"))
+
+
+def offsite_target_argument_spec():
+    """The option documented by the doc fragment lift_simulator.postgresql.offsite_target."""
+    return dict(target=dict(type="dict", required=True, options=dict(
+        type=dict(type="str", required=True, choices=["sftp", "s3"]),
+        host=dict(type="str"),
+        port=dict(type="int", default=22),
+        user=dict(type="str"),
+        directory=dict(type="str"),
+        private_key=dict(type="str", no_log=True),
+        private_key_file=dict(type="path", no_log=False),
+        known_hosts=dict(type="str"),
+        known_hosts_file=dict(type="path"),
+        connect_timeout=dict(type="int", default=10),
+        bucket=dict(type="str"),
+        prefix=dict(type="str", default=""),
+        endpoint_url=dict(type="str"),
+        region=dict(type="str"),
+        addressing_style=dict(type="str", default="auto", choices=["auto", "path", "virtual"]),
+        access_key=dict(type="str", no_log=True),
+        secret_key=dict(type="str", no_log=True),
+        session_token=dict(type="str", no_log=True),
+        validate_certs=dict(type="bool", default=True),
+        ca_bundle=dict(type="path"),
+    ), mutually_exclusive=[["private_key", "private_key_file"]],
+        required_if=[["type", "sftp", ["host", "user", "directory"]], ["type", "s3", ["bucket"]]]))
+
+
+def target_settings(target):
+    """The target's settings for offsite/targets.py: the other type's defaults left out."""
+    takes = targets.SETTINGS[target["type"]][0]
+    return dict((k, v) for k, v in target.items() if k == "type" or (k in takes and v is not None))
 
 
 # Names an option had before it was renamed: accepted, with a deprecation warning, until then.

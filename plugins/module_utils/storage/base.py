@@ -44,6 +44,14 @@ class Storage(object):
 
     location = None
 
+    def __enter__(self):
+        """Hold the location for a listing and the removals that follow it (the local driver holds
+        the directory open, so that what it removes is what it listed); connections stay open."""
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        return False
+
     def ensure(self):
         """Make the location usable (create it privately if missing); True when it was created."""
         raise NotImplementedError

@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # An off-site target: an SFTP server or an S3-compatible bucket (offsite).
+    DOCUMENTATION = r"""
+options:
+  target:
+    description:
+      - Where the off-site copies live (docs/offsite.md). The settings each type takes are checked; a setting of
+        the other type, or a missing one, is an error before anything is read or written.
+    type: dict
+    required: true
+    suboptions:
+      type:
+        description:
+          - V(sftp) - any SSH server, through paramiko; key authentication only, the host key checked
+            against O(target.known_hosts) or O(target.known_hosts_file) and never accepted blindly.
+          - V(s3) - any S3-compatible endpoint (AWS S3, Ceph RGW, MinIO, Garage, SeaweedFS), through boto3;
+            uploads are multipart and complete only when every part is in.
+        type: str
+        choices: [ sftp, s3 ]
+        required: true
+      host:
+        description: SFTP server's host name or address.
+        type: str
+      port:
+        description: SFTP server's port.
+        type: int
+        default: 22
+      user:
+        description: SFTP login.
+        type: str
+      directory:
+        description: SFTP directory of the copies (relative paths start at the login's home); made 0700 if missing.
+        type: str
+      private_key:
+        description:
+          - The content of the SFTP login's private key (unencrypted OpenSSH or PEM). Keep it in Ansible Vault;
+            it never appears in arguments, logs or results.
+          - Mutually exclusive with O(target.private_key_file).
+        type: str
+      private_key_file:
+        description: Path on the host of the SFTP login's private key.
+        type: path
+      known_hosts:
+        description: known_hosts lines for the SFTP server (what C(ssh-keyscan) printed, checked out of band).
+        type: str
+      known_hosts_file:
+        description: Path on the host of a known_hosts file holding the SFTP server's key.
+        type: path
+      connect_timeout:
+        description: Seconds to wait for the SFTP server.
+        type: int
+        default: 10
+      bucket:
+        description: S3 bucket (it must exist).
+        type: str
+      prefix:
+        description: S3 key prefix of the copies (a folder-like path inside the bucket).
+        type: str
+        default: ''
+      endpoint_url:
+        description: S3 endpoint for non-AWS servers (for example C(https://s3.example.net:8333)); AWS when unset.
+        type: str
+      region:
+        description: S3 region.
+        type: str
+      addressing_style:
+        description: S3 addressing; V(path) for most non-AWS servers.
+        type: str
+        choices: [ auto, path, virtual ]
+        default: auto
+      access_key:
+        description:
+          - S3 access key id; with O(target.secret_key). Unset, boto3's standard chain is used (the
+            E(AWS_ACCESS_KEY_ID) environment, a profile, an instance role).
+        type: str
+      secret_key:
+        description: S3 secret access key. Never appears in arguments, logs or results.
+        type: str
+      session_token:
+        description: S3 session token for temporary credentials.
+        type: str
+      validate_certs:
+        description: Check the S3 endpoint's TLS certificate.
+        type: bool
+        default: true
+      ca_bundle:
+        description: CA bundle on the host for the S3 endpoint's certificate.
+        type: path
+"""

@@ -1,0 +1,174 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to lift_simulator.postgresql
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Copies of a backup between two storages (the local directory and an off-site target, either
+way), checked end to end, the manifest last.
+
+A copy streams the backup, then its role definitions, hashing what passes; each file is published
+by the destination's driver only complete (storage/), and only when what passed hashes to what the
+manifest records, so a damaged source never becomes a copy. The manifest goes last: a copy without
+its manifest never counts as a good backup (retention/candidates.py). A copy whose manifest already
+records the same sha256, beside a file of that size, is left alone (idempotent); one that differs
+(a key rotation re-encrypted the backup) has its manifest removed first, so that in between it
+counts as incomplete, never as good. Pure Python.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.naming import manifest_name
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.process import CHUNK
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import FILE, StorageError
+
+COPIED = "copied"          # the destination had no copy
+REPLACED = "replaced"      # the destination had a different copy (a rotated key, say)
+UNCHANGED = "unchanged"    # the destination has this copy already
+
+
+class TransferError(Exception):
+    pass
+
+
+def _manifest_or_none(store, name):
+    """The validated manifest of backup ``name`` in ``store``, or None when there is none; a
+    manifest that is there but broken is an error."""
+    entry = store.stat(manifest_name(name))
+    if entry is None:
+        return None
+    if entry.kind != FILE:
+        raise TransferError("%s in %s is a %s, not a manifest" % (manifest_name(name), store.location, entry.kind))
+    try:
+        return store.read_manifest(manifest_name(name))
+    except ValueError as exc:
+        raise TransferError("the manifest of %s in %s is not valid: %s" % (name, store.location, exc))
+
+
+def files_of(manifest):
+    """(name, sha256, size) of each file of a backup, in the order they are copied: the backup,
+    its role definitions; the manifest is written after them."""
+    files = [(manifest["backup_name"], manifest["sha256"], manifest["size_bytes"])]
+    if manifest.get("globals"):
+        files.append((manifest["globals"]["name"], manifest["globals"]["sha256"], manifest["globals"]["size_bytes"]))
+    return files
+
+
+def source_manifest(source, name):
+    """The manifest of the backup ``name`` in ``source``: required, valid, and about that name."""
+    manifest = _manifest_or_none(source, name)
+    if manifest is None:
+        raise TransferError("%s in %s has no manifest: only backups with a manifest are copied (it records the "
+                            "sha256 the copy is checked against)" % (name, source.location))
+    if manifest["backup_name"] != name:
+        raise TransferError("the manifest of %s in %s describes %s" % (name, source.location, manifest["backup_name"]))
+    if manifest["format"] == "directory":
+        raise TransferError("%s is a directory-format backup: copies are made of single-file backups (plain or "
+                            "custom format)" % name)
+    return manifest
+
+
+def plan(source, destination, name):
+    """(action, manifest) for copying ``name`` from ``source`` to ``destination``, writing nothing."""
+    manifest = source_manifest(source, name)
+    there = _manifest_or_none(destination, name)
+    if there is None:
+        return COPIED, manifest
+    if all(_same_file(destination, f) for f in files_of(manifest)) and there["sha256"] == manifest["sha256"]:
+        return UNCHANGED, manifest
+    return REPLACED, manifest
+
+
+def _same_file(store, wanted):
+    """Whether ``store`` has the file (name, sha256, size) by its size (its manifest vouches for the
+    rest; verify level checksum re-reads it)."""
+    name, _sha256, size = wanted
+    entry = store.stat(name)
+    return entry is not None and entry.kind == FILE and entry.size == size
+
+
+def copy(source, destination, name, check_mode=False, replace=True):
+    """Copy the backup ``name`` with its role definitions and manifest: (action, manifest). A
+    different copy at the destination is replaced (``replace``) or refused."""
+    action, manifest = plan(source, destination, name)
+    if action == REPLACED and not replace:
+        raise TransferError("%s in %s differs from the copy in %s (another sha256): left as it is"
+                            % (name, destination.location, source.location))
+    if action == UNCHANGED or check_mode:
+        return action, manifest
+    if action == REPLACED:
+        _remove_copy(destination, name, manifest)
+    for wanted in files_of(manifest):
+        _copy_file(source, destination, wanted)
+    raw = manifest_mod.dumps(manifest)
+    try:
+        destination.write(manifest_name(name), raw, replace=True)
+    except (OSError, StorageError) as exc:
+        raise TransferError("cannot write the manifest of %s to %s: %s" % (name, destination.location, exc))
+    return action, manifest
+
+
+def _remove_copy(store, name, manifest):
+    """The destination's different copy, manifest first: in between it is incomplete, never good."""
+    with store:
+        _entries, identities = store.entries()
+        for target in [manifest_name(name)] + [f[0] for f in files_of(manifest)]:
+            if target in identities:
+                try:
+                    store.remove(target, identities[target])
+                except (OSError, StorageError) as exc:
+                    raise TransferError("cannot remove the previous copy's %s from %s: %s"
+                                        % (target, store.location, exc))
+
+
+def _copy_file(source, destination, wanted):
+    """Stream one file; the destination publishes it only when it hashes to the manifest's sha256."""
+    name, sha256, size = wanted
+    digest, copied = hashlib.sha256(), 0
+    try:
+        with source.open_read(name) as reader, destination.create(name) as writer:
+            while True:
+                chunk = reader.read(CHUNK)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                writer.write(chunk)
+                copied += len(chunk)
+            if (digest.hexdigest(), copied) != (sha256, size):
+                raise TransferError(
+                    "%s in %s does not match its manifest (sha256 %s, %d bytes; the manifest records %s, %d bytes): "
+                    "damaged or replaced; nothing of it was written to %s"
+                    % (name, source.location, digest.hexdigest(), copied, sha256, size, destination.location))
+            writer.commit()
+    except (OSError, StorageError) as exc:
+        raise TransferError("cannot copy %s from %s to %s: %s" % (name, source.location, destination.location, exc))
+
+
+def check_copy(store, name, level="checksum"):
+    """The checks of the copy ``name`` in ``store``: each a (name, passed, detail). ``level``
+    ``manifest`` compares sizes with the manifest; ``checksum`` also re-reads and hashes every file."""
+    checks = []
+    try:
+        manifest = source_manifest(store, name)
+    except TransferError as exc:
+        return [("manifest", False, str(exc))]
+    checks.append(("manifest", True, "written %s" % manifest["finished_at"]))
+    for wanted in files_of(manifest):
+        file_name, sha256, size = wanted
+        entry = store.stat(file_name)
+        if entry is None or entry.kind != FILE:
+            checks.append((file_name, False, "missing" if entry is None else "a %s, not a file" % entry.kind))
+            continue
+        if entry.size != size:
+            checks.append((file_name, False, "%d bytes, the manifest records %d (truncated or replaced?)"
+                           % (entry.size, size)))
+            continue
+        if level != "checksum":
+            checks.append((file_name, True, "%d bytes as the manifest records" % size))
+            continue
+        found = store.digest(file_name)
+        checks.append((file_name, found == sha256, "sha256 %s%s" % (
+            found, " matches the manifest" if found == sha256 else ", the manifest records %s" % sha256)))
+    return checks
