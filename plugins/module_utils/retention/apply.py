@@ -175,10 +175,19 @@ def apply_retention(path, rules, database="lift_simulator", include_legacy=False
         outcome.warnings = path_trust.check([path], directory_checks, "the backup directory")
     except path_trust.UntrustedPathError as exc:
         raise PruneError("%s; nothing was removed" % exc)
+    return apply_retention_to(PosixStorage(path), rules, database, include_legacy, verify_checksums, legacy_tz,
+                              outcome.now, check_mode, protect, outcome)
+
+
+def apply_retention_to(store, rules, database="lift_simulator", include_legacy=False, verify_checksums=True,
+                       legacy_tz=None, now=None, check_mode=False, protect=(), outcome=None):
+    """Apply ``rules`` to the backups of ``database`` in ``store`` (any storage driver: the local
+    directory, an off-site target); as ``apply_retention`` without the local directory's checks."""
+    outcome = outcome or PruneOutcome(store.location, now or datetime.datetime.now(UTC))
     prefix = safe_component(database)
     try:
-        with PosixStorage(path) as store:
+        with store:
             _apply(store, outcome, prefix, rules, include_legacy, verify_checksums, legacy_tz, protect, check_mode)
     except StorageError as exc:
-        raise PruneError(exc.strerror)
+        raise PruneError(exc.strerror or str(exc))
     return outcome

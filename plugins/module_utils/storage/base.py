@@ -102,6 +102,10 @@ class Storage(object):
         """Remove ``name`` only if it is still what ``entries`` returned as ``identity``."""
         raise NotImplementedError
 
+    def sync(self):
+        """Make the removals done through this storage durable; best effort (remote drivers:
+        nothing to do, the server answers a removal once it is done)."""
+
     def stale_partials(self):
         """Names of temporaries an interrupted writer left (never one still being written)."""
         raise NotImplementedError
