@@ -10,7 +10,9 @@ The checklist (what "restored correctly" means for lift_simulator):
   4. published versions per system as before: which version numbers, with which status.
 The backup records the checklist's figures in its manifest, taken in the snapshot it dumps, so a
 restore can be compared exactly. Every name is schema-qualified: lift_admin's search_path does not
-include the application's schema. Pure Python over a psycopg2 cursor (no Ansible).
+include the application's schema, and the superuser's sessions (the backup's) pin theirs to
+pg_catalog (pg/connection.py); catalog functions are named with their schema, so a function the
+owner put in public never stands in for them. Pure Python over a psycopg2 cursor (no Ansible).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,7 +25,8 @@ DEFAULT_APP_SCHEMA = "lift_simulator"
 
 
 def _exists(cursor, schema, table):
-    cursor.execute("SELECT to_regclass(quote_ident(%s) || '.' || quote_ident(%s)) IS NOT NULL", (schema, table))
+    cursor.execute("SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(%s::pg_catalog.text) || '.' "
+                   "|| pg_catalog.quote_ident(%s::pg_catalog.text)) IS NOT NULL", (schema, table))
     return bool(cursor.fetchone()[0])
 
 
@@ -81,8 +84,9 @@ def row_count_checks(cursor, expected_counts):
     found = {}
     for table in sorted(expected_counts):
         try:
-            cursor.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
-                           "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)", (table,))
+            cursor.execute("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                           "ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) "
+                           "pg_catalog.to_regclass(%s::pg_catalog.text)::pg_catalog.oid", (table,))
             row = cursor.fetchone()
         except Exception as exc:  # a table name the manifest made up: a failed check
             cursor.connection.rollback()

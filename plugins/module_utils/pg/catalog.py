@@ -6,6 +6,11 @@
 Tables are named ``schema.table`` with PostgreSQL's own quote_ident() on each part, so an
 ordinary name reads naturally (``lift_simulator.lift_system``) and a hostile one stays
 unambiguous (``"we.ird"."tab;le"``).
+
+The queries run in the backup's session (often the superuser's) inside a database the owner
+writes. The session's search_path is pinned to pg_catalog (connection.PINNED_SEARCH_PATH), and the
+queries name pg_catalog's functions and operators themselves where the owner could otherwise
+offer a better match (a public.quote_ident(name), an operator public.=(oid, regclass)).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,23 +22,24 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.conne
 # Ordinary tables whose data pg_dump dumps: leaf tables only (a partitioned parent holds no rows
 # of its own), no system schemas, no temporary tables, no tables that belong to an extension.
 DUMPED_TABLES_SQL = """
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
-       n.nspname, c.relname, pg_table_size(c.oid) AS table_bytes
-  FROM pg_class c
-  JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS qualified,
+       n.nspname, c.relname, pg_catalog.pg_table_size(c.oid::pg_catalog.regclass) AS table_bytes
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
  WHERE c.relkind = 'r'
    AND c.relpersistence <> 't'
    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\\_toast%'
    AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+                      AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype = 'e')
  ORDER BY n.nspname, c.relname
 """
 
 FLYWAY_TABLES_SQL = """
 SELECT n.nspname
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
  WHERE c.relname = 'flyway_schema_history' AND c.relkind IN ('r', 'p')
  ORDER BY (n.nspname = 'public'), n.nspname
 """
@@ -100,9 +106,9 @@ def server_version(cursor):
 _REFERENCED_ROLES_SQL = """
 SELECT r.rolname, array_agg(DISTINCT CASE d.deptype WHEN 'o' THEN 'owner' WHEN 'a' THEN 'privileges'
                                                    WHEN 'r' THEN 'policies' ELSE 'other' END)
-  FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid
- WHERE d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-   AND d.refclassid = 'pg_authid'::regclass
+  FROM pg_catalog.pg_shdepend d JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) d.refobjid
+ WHERE d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+   AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_authid'::pg_catalog.regclass::pg_catalog.oid
  GROUP BY r.rolname ORDER BY r.rolname
 """
 

@@ -7,7 +7,9 @@ Creating, renaming and dropping databases, letting them accept connections or no
 sessions, advisory locks (naming who holds one), transactions of several statements, and a
 database's own attributes (owner, comment, privileges, settings) read from one database and
 given to another exactly, list-valued settings such as ``search_path`` included. Nothing here
-reads or runs what a database holds: that is the loading role's job (loader_role.py).
+reads or runs what a database holds: that is the loading role's job (loader_role.py). The
+connection's search_path is pinned to pg_catalog (connection.PINNED_SEARCH_PATH), and functions
+whose arguments an exact match elsewhere could take over are named with their schema.
 Pure Python over psycopg2 (no Ansible).
 """
 
@@ -162,10 +164,11 @@ class ClusterAdmin(object):
     # --- advisory locks: held by this session; a run's liveness is its lock -------------------
 
     def try_lock(self, name):
-        return self.query("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (lock_key(name),))[0][0]
+        return self.query("SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtextextended(%s, 0))",
+                          (lock_key(name),))[0][0]
 
     def unlock(self, name):
-        self.query("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (lock_key(name),))
+        self.query("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtextextended(%s, 0))", (lock_key(name),))
 
     def lock_holder(self, name):
         """Who holds the advisory lock of ``name`` in this database: dict or None."""
@@ -175,7 +178,7 @@ class ClusterAdmin(object):
             "LEFT JOIN pg_roles r ON r.rolname = a.usename "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
             "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(%s, 0) AND l.objsubid = 1",
+            "AND ((l.classid::bigint << 32) | l.objid::bigint) = pg_catalog.hashtextextended(%s, 0) AND l.objsubid = 1",
             (lock_key(name),))
         if not rows:
             return None

@@ -39,6 +39,18 @@ except ImportError as exc:  # pragma: no cover - depends on the host
 
 APPLICATION_NAME = "lift_simulator.postgresql"
 
+# The search_path of every session the collection opens to run its own SQL: pg_catalog, then
+# pg_temp (which, left out, would be searched first for tables). Without it a superuser session
+# into a database whose content is not trusted (a staging database loaded from a backup, a live
+# database its owner writes) resolves the collection's catalog queries through the database's
+# public schema: a public.quote_ident(name) or an operator public.=(oid, regclass) matches the
+# argument types exactly and beats pg_catalog's (CVE-2018-1058), and ALTER DATABASE ... SET
+# search_path, which the database's owner may do, can even put public first. It is set at
+# connect time (libpq "options"): it holds from the first statement, and a startup option
+# overrides the database's and the role's own settings. Sessions that run the owner's code on
+# purpose (the transient loading role's, loader_role.py) and the client programs keep theirs.
+PINNED_SEARCH_PATH = "pg_catalog,pg_temp"
+
 
 class PgError(Exception):
     """An error whose message is safe to show to an operator (no secrets)."""
@@ -83,7 +95,7 @@ class ConnectionParams(object):
     def __init__(self, database, login_host=None, login_port=5432, login_user=None,
                  login_password=None, login_unix_socket=None, ssl_mode="prefer",
                  ca_cert=None, connect_timeout=10, application_name=APPLICATION_NAME, options=None,
-                 ssl_cert=None, ssl_key=None, connect_params=None):
+                 ssl_cert=None, ssl_key=None, connect_params=None, search_path=PINNED_SEARCH_PATH):
         self.database = database
         # Client certificate and key (libpq sslcert / sslkey), e.g. for pg_hba "cert" or
         # clientcert=verify-full.
@@ -101,6 +113,16 @@ class ConnectionParams(object):
         self.application_name = application_name
         # Server settings for the session (libpq "options", e.g. "-c lock_timeout=60s").
         self.options = options
+        # The search_path ``connect`` pins (PINNED_SEARCH_PATH; None: the session's own). Never
+        # given to the client programs (ClientEnvironment): a dump sets its own.
+        self.search_path = search_path
+
+    def unpinned(self):
+        """The same parameters for a session that keeps the database's and role's search_path:
+        only for sessions whose rights are the database owner's (the loading role's)."""
+        clone = self.with_database(self.database)
+        clone.search_path = None
+        return clone
 
     def with_database(self, database):
         clone = ConnectionParams(database)
@@ -219,8 +241,9 @@ def connect(params, autocommit=True):
     kwargs = dict(dbname=params.database, port=params.login_port, sslmode=params.ssl_mode,
                   connect_timeout=params.connect_timeout,
                   application_name=params.application_name)
-    if params.options:
-        kwargs["options"] = params.options
+    options = session_options(params)
+    if options:
+        kwargs["options"] = options
     if params.host:
         kwargs["host"] = params.host
     if params.login_user:
@@ -240,6 +263,16 @@ def connect(params, autocommit=True):
         raise PgError(explain_connection_error(params, exc))
     conn.autocommit = autocommit
     return conn
+
+
+def session_options(params):
+    """The libpq "options" of the collection's own sessions: the parameters' own server settings
+    and, unless the parameters are unpinned, the pinned search_path (PINNED_SEARCH_PATH)."""
+    parts = [params.options] if params.options else []
+    search_path = getattr(params, "search_path", PINNED_SEARCH_PATH)
+    if search_path:
+        parts.append("-c search_path=%s" % search_path)
+    return " ".join(parts) or None
 
 
 def run_application_name(program):

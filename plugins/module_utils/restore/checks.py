@@ -4,7 +4,9 @@
 """After a backup is loaded: ownership of its objects, and the checks of the restored database.
 
 ``set_ownership`` runs as the superuser and only changes owners (no user code runs in ALTER ...
-OWNER). ``database_checks`` reads the restored content, so its connection is the loading role's
+OWNER); its session's search_path is pinned to pg_catalog (pg_connection.PINNED_SEARCH_PATH), so
+a function or operator the backup put in public never stands in for pg_catalog's.
+``database_checks`` reads the restored content, so its connection is the loading role's
 (loader_role.py): a view, a function or a row-security policy of the owner runs with the
 owner's rights. Pure Python over psycopg2 (no Ansible).
 """
@@ -18,25 +20,33 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg impor
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import pg_sql
 
+# Every name schema-qualified, and the operators where the types differ: the session's search_path
+# is pinned to pg_catalog (pg_connection.PINNED_SEARCH_PATH), and these do not depend on it either.
 _OWNERSHIP_QUERIES = (
     # Tables first: their owned sequences follow them.
     ("SELECT 'ALTER ' || CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' "
-     "WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END || ' ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) "
-     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+     "WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END || ' ' || pg_catalog.quote_ident(n.nspname) || '.' "
+     "|| pg_catalog.quote_ident(c.relname) "
+     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
      "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {user} AND c.relowner <> {owner} AND {not_ext}"),
-    ("SELECT 'ALTER SEQUENCE ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) "
-     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    ("SELECT 'ALTER SEQUENCE ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
      "WHERE c.relkind = 'S' AND {user} AND c.relowner <> {owner} AND {not_ext}"),
-    ("SELECT 'ALTER SCHEMA ' || quote_ident(n.nspname) FROM pg_namespace n "
+    ("SELECT 'ALTER SCHEMA ' || pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n "
      "WHERE {user} AND n.nspname <> 'public' AND n.nspowner <> {owner}"),
+    # regprocedure's text is schema-qualified under the pinned search_path.
     ("SELECT 'ALTER ' || CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END "
-     "|| ' ' || p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-     "WHERE {user} AND p.proowner <> {owner} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = "
-     "'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')"),
-    ("SELECT 'ALTER ' || CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END || ' ' || quote_ident(n.nspname) "
-     "|| '.' || quote_ident(t.typname) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+     "|| ' ' || p.oid::pg_catalog.regprocedure::pg_catalog.text FROM pg_catalog.pg_proc p "
+     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+     "WHERE {user} AND p.proowner <> {owner} AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid "
+     "OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid AND d.objid "
+     "OPERATOR(pg_catalog.=) p.oid AND d.deptype = 'e')"),
+    ("SELECT 'ALTER ' || CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END || ' ' "
+     "|| pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname) FROM pg_catalog.pg_type t "
+     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace "
      "WHERE {user} AND t.typowner <> {owner} AND t.typtype IN ('d', 'e', 'r') "
-     "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid "
+     "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) "
+     "'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid AND d.objid OPERATOR(pg_catalog.=) t.oid "
      "AND d.deptype = 'e')"),
 )
 _USER_NS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'"
@@ -46,11 +56,13 @@ def set_ownership(conn, owner):
     """Make ``owner`` own every object in the user schemas (the dump's owners may differ)."""
     changed = 0
     with conn.cursor() as cur:
-        owner_oid = "(SELECT oid FROM pg_roles WHERE rolname = %s)"
+        owner_oid = "(SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s)"
         for template in _OWNERSHIP_QUERIES:
             query = template.format(user=_USER_NS, owner=owner_oid,
-                                    not_ext="NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = "
-                                            "'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')")
+                                    not_ext="NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid "
+                                            "OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::"
+                                            "pg_catalog.oid AND d.objid OPERATOR(pg_catalog.=) c.oid "
+                                            "AND d.deptype = 'e')")
             cur.execute(query, (owner,))
             for (statement,) in cur.fetchall():
                 cur.execute(pg_sql.SQL(statement) + pg_sql.SQL(" OWNER TO {}").format(pg_sql.Identifier(owner)))

@@ -57,7 +57,13 @@ class Loader(object):
         return self.role.name if self.role else self.login
 
     def params(self, database):
-        params = self.role.params(database) if self.role else self.request.connection.with_database(database)
+        """The loading sessions' parameters: the loading role's (with load_as superuser, the
+        superuser's, as documented), with the database's own search_path, as the owner's code
+        they run expects. The superuser's own sessions into it (ownership, hand-over) pin it."""
+        if self.role:
+            params = self.role.params(database)
+        else:
+            params = self.request.connection.with_database(database).unpinned()
         # Lock waits are bounded; the run's sessions are findable for the stall watch.
         params.options = "-c lock_timeout=%ds" % int(self.request.lock_timeout)
         return params.with_application(pg_connection.run_application_name("restore"))

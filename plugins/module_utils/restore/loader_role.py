@@ -38,8 +38,10 @@ class LoaderError(Exception):
 
 def loader_params(base, role, password, load_host=None):
     """Connection parameters of the loading role: ``load_host`` (a host name, or a socket
-    directory when it starts with '/'), else the login host, else 127.0.0.1; the same port."""
-    params = base.with_database(base.database)
+    directory when it starts with '/'), else the login host, else 127.0.0.1; the same port. Its
+    sessions keep the database's search_path (pg_connection.PINNED_SEARCH_PATH is for sessions
+    with more rights than the owner's): the owner's code they run is written for it."""
+    params = base.unpinned()
     host = load_host or base.login_host or DEFAULT_LOAD_HOST
     params.login_host = None if host.startswith("/") else host
     params.login_unix_socket = host if host.startswith("/") else None

@@ -12,6 +12,10 @@ when no table or catalog row is newer than R, every count is the same and every 
 where it was. VACUUM and ANALYZE update the catalogs in place and keep row versions' xmin;
 frozen rows count as old. Reading the proof runs no user code: plain tables are counted with
 count(*) by the superuser (row security does not apply to it), sequences read directly.
+Capturing and checking the proof read the database as the superuser, in a session whose
+search_path is pinned to pg_catalog (pg_connection.PINNED_SEARCH_PATH), and name pg_catalog's
+functions and operators themselves: a function or operator the backup or the owner put in public
+is never called instead.
 When the proof cannot be made (the record is too old to compare transaction ids safely,
 a table is gone), the database counts as changed and the restore runs. The provenance a
 restore records with a database it put in place (``record``: backup, sha256, strategy, host,
@@ -60,7 +64,8 @@ CATALOGS = (
 def _catalog_sql(with_age):
     parts = []
     for name, where in CATALOGS:
-        newer = "count(*) FILTER (WHERE age(x.xmin) < %(age)s)" if with_age else "0"
+        newer = ("count(*) FILTER (WHERE pg_catalog.age(x.xmin) OPERATOR(pg_catalog.<) %(age)s::pg_catalog.int4)"
+                 if with_age else "0")
         parts.append("SELECT '%s', count(*), %s FROM pg_catalog.%s x WHERE %s" % (name, newer, name, where))
     return " UNION ALL ".join(parts)
 
@@ -83,8 +88,8 @@ def capture(conn, row_counts):
     with conn.cursor() as cur:
         tables = {}
         for table, rows in sorted(row_counts.items()):
-            cur.execute("SELECT c.oid FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(%s) AND c.relkind = 'r'",
-                        (table,))
+            cur.execute("SELECT c.oid FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) "
+                        "pg_catalog.to_regclass(%s::pg_catalog.text)::pg_catalog.oid AND c.relkind = 'r'", (table,))
             row = cur.fetchone()
             if row is not None:
                 tables[table] = [int(row[0]), int(rows)]
@@ -92,7 +97,7 @@ def capture(conn, row_counts):
         catalogs = {name: int(count) for name, count, _newer in cur.fetchall()}
         sequences = _sequences(cur)
         # A new transaction id (``conn`` is in autocommit): every write of the restore committed before it.
-        cur.execute("SELECT pg_current_xact_id()::text::bigint")
+        cur.execute("SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8")
         xid = int(cur.fetchone()[0])
     return dict(xid=xid, tables=tables, catalogs=catalogs, sequences=sequences)
 
@@ -119,11 +124,12 @@ def unchanged(conn, proof):
     if not proof or "xid" not in proof:
         return False, "no proof of its content was recorded"
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+        cur.execute("SELECT pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::pg_catalog.text::"
+                    "pg_catalog.int8")
         next_xid = int(cur.fetchone()[0])
         if not 0 <= next_xid - proof["xid"] < _MAX_XID_DISTANCE:
             return False, "too many transactions since the restore to prove it unchanged"
-        cur.execute("SELECT age(%s::text::xid)", (str(proof["xid"] & 0xFFFFFFFF),))
+        cur.execute("SELECT pg_catalog.age(%s::pg_catalog.text::pg_catalog.xid)", (str(proof["xid"] & 0xFFFFFFFF),))
         age = int(cur.fetchone()[0])
         cur.execute(_catalog_sql(True), {"age": age})
         for name, count, newer in cur.fetchall():
@@ -131,12 +137,14 @@ def unchanged(conn, proof):
                 return False, "its definitions changed since the restore (%s)" % name
         for table, (oid, rows) in sorted(proof["tables"].items()):
             cur.execute("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-                        "ON n.oid = c.relnamespace WHERE c.oid = %s AND c.relkind = 'r'", (oid,))
+                        "ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) "
+                        "%s::pg_catalog.oid AND c.relkind = 'r'", (oid,))
             row = cur.fetchone()
             if row is None:
                 return False, "table %s is gone" % table
-            cur.execute(pg_sql.SQL("SELECT count(*), count(*) FILTER (WHERE age(xmin) < %s) FROM ONLY {}").format(
-                ident(*row)), (age,))
+            cur.execute(pg_sql.SQL("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE pg_catalog.age(xmin) "
+                                   "OPERATOR(pg_catalog.<) %s::pg_catalog.int4) FROM ONLY {}").format(ident(*row)),
+                        (age,))
             count, newer = cur.fetchone()
             if newer or count != rows:
                 return False, "the data of %s changed since the restore" % table

@@ -189,3 +189,48 @@ def test_connect_params_refuse_what_other_options_set_or_what_cannot_reach_the_p
         pc.ConnectionParams("db", connect_params={name: "x"})
     assert "connect_params cannot set %s" % name in str(caught.value)
     assert "target_session_attrs" in str(caught.value)
+
+
+class _Connected(object):
+    autocommit = False
+
+
+def connect_kwargs(monkeypatch, connection_params):
+    """The keyword arguments connect() gives psycopg2 (no server needed)."""
+    seen = {}
+    monkeypatch.setattr(pc, "HAS_PSYCOPG2", True)
+    monkeypatch.setattr(pc, "psycopg2", type("FakePsycopg2", (), {
+        "Error": Exception, "connect": staticmethod(lambda **kwargs: (seen.update(kwargs), _Connected())[1])}))
+    pc.connect(connection_params)
+    return seen
+
+
+def test_every_session_the_collection_opens_has_its_search_path_pinned_from_the_start(monkeypatch):
+    """Set at connect time (a startup option), so no statement runs before it and neither the
+    database's nor the role's ALTER ... SET search_path overrides it (docs/security.md, 2)."""
+    assert pc.PINNED_SEARCH_PATH == "pg_catalog,pg_temp"
+    assert connect_kwargs(monkeypatch, params())["options"] == "-c search_path=pg_catalog,pg_temp"
+    with_options = params(options="-c lock_timeout=60s")
+    assert connect_kwargs(monkeypatch, with_options)["options"] == "-c lock_timeout=60s -c search_path=pg_catalog,pg_temp"
+    # Clones keep it: another database, another application name.
+    assert connect_kwargs(monkeypatch, params().with_database("x").with_application("y"))["options"] == (
+        "-c search_path=pg_catalog,pg_temp")
+
+
+def test_only_an_explicitly_unpinned_session_keeps_the_database_s_search_path(monkeypatch):
+    unpinned = params(options="-c lock_timeout=60s").unpinned()
+    assert connect_kwargs(monkeypatch, unpinned)["options"] == "-c lock_timeout=60s"
+    assert "options" not in connect_kwargs(monkeypatch, params().unpinned())
+    # ... and the original is still pinned.
+    original = params()
+    original.unpinned()
+    assert original.search_path == pc.PINNED_SEARCH_PATH
+
+
+def test_the_client_programs_never_get_the_pinned_search_path():
+    """psql and pg_restore run a dump, which sets its own search_path; PGOPTIONS carries only the
+    parameters' own options."""
+    with pc.ClientEnvironment(params(options="-c lock_timeout=60s"), base_env={"PGOPTIONS": "-c x=y"}) as env:
+        assert env["PGOPTIONS"] == "-c lock_timeout=60s"
+    with pc.ClientEnvironment(params(), base_env={"PGOPTIONS": "-c search_path=public"}) as env:
+        assert "PGOPTIONS" not in env

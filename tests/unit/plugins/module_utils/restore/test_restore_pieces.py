@@ -221,3 +221,46 @@ def test_a_stored_verifier_is_kept_only_for_its_own_password():
     assert scram.for_password("correct horse battery staple", STORED) == STORED
     other = scram.for_password("another one", STORED)
     assert other != STORED and scram.matches(other, "another one")
+
+
+def test_the_loading_role_s_sessions_keep_the_database_s_search_path_and_the_superuser_s_pin_it():
+    """The loading role runs the owner's code with the owner's rights, as the owner wrote it; the
+    superuser's sessions (ownership, provenance, the admin connection) pin pg_catalog."""
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import loader_role
+
+    superuser = pg_connection.ConnectionParams("lift_simulator", login_unix_socket="/run/postgresql",
+                                               login_user="postgres")
+    role = loader_role.LoaderRole("lift_simulator_restore_0123456789abcdef", "pw", superuser, None)
+    loading = role.params("lift_simulator_staging_x")
+    assert loading.search_path is None and pg_connection.session_options(loading) is None
+    assert loading.login_user == "lift_simulator_restore_0123456789abcdef"
+    assert superuser.search_path == pg_connection.PINNED_SEARCH_PATH
+    assert pg_connection.session_options(superuser.with_database("lift_simulator_staging_x")) == (
+        "-c search_path=pg_catalog,pg_temp")
+
+
+def test_the_superuser_s_catalog_queries_name_pg_catalog_s_functions_themselves():
+    """Besides the pinned search_path: no function a public schema could shadow with a better
+    match (quote_ident(name), to_regclass) is called unqualified, and oid is compared with
+    regclass only through pg_catalog's operator."""
+    import ast
+    import re
+
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import catalog
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import checks
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import provenance
+
+    texts = list(checks._OWNERSHIP_QUERIES) + [
+        catalog.DUMPED_TABLES_SQL, catalog.FLYWAY_TABLES_SQL, catalog._REFERENCED_ROLES_SQL, provenance._catalog_sql(True)]
+    for module in (checks, provenance, lift_simulator, catalog):
+        with open(module.__file__.replace(".pyc", ".py")) as handle:
+            tree = ast.parse(handle.read())
+        docstrings = set(id(node.body[0].value) for node in ast.walk(tree)
+                         if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                         and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant))
+        texts.extend(node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                     and isinstance(node.value, str) and id(node) not in docstrings)
+    for text in texts:
+        assert not re.search(r"(?<![\w.])(quote_ident|to_regclass|pg_table_size|hashtextextended)\(", text), text
+        assert not re.search(r"= '?\w+'?::regclass", text), text
