@@ -8,15 +8,17 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # An off-site target: an SFTP server or an S3-compatible bucket (offsite).
+    # An off-site target: an SFTP server or an S3-compatible bucket (offsite; prune and backup_info
+    # instead of a local directory).
     DOCUMENTATION = r"""
 options:
   target:
     description:
       - Where the off-site copies live (docs/offsite.md). The settings each type takes are checked; a setting of
         the other type, or a missing one, is an error before anything is read or written.
+      - Required by M(lift_simulator.postgresql.offsite); M(lift_simulator.postgresql.prune) and
+        M(lift_simulator.postgresql.backup_info) take it instead of O(ignore:backup_dir).
     type: dict
-    required: true
     suboptions:
       type:
         description:

@@ -104,9 +104,11 @@ def directory_checks_argument_spec():
     return dict(directory_checks=spec("directory_checks"))
 
 
-def offsite_target_argument_spec():
-    """The option documented by the doc fragment lift_simulator.postgresql.offsite_target."""
-    return dict(target=dict(type="dict", required=True, options=dict(
+def offsite_target_argument_spec(required=False):
+    """The option documented by the doc fragment lift_simulator.postgresql.offsite_target (a module
+    that requires it also says ``required: true`` in its own DOCUMENTATION, which the fragment's
+    entry takes over)."""
+    return dict(target=dict(type="dict", required=required, options=dict(
         type=dict(type="str", required=True, choices=["sftp", "s3"]),
         host=dict(type="str"),
         port=dict(type="int", default=22),

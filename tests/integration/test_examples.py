@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import ast
 import os
+import pwd
 import shutil
 import subprocess
 
@@ -22,11 +23,13 @@ import pytest
 import yaml
 
 from helpers import backup
+from s3server import s3_server  # noqa: F401 pylint: disable=unused-import
+from sftpserver import TEST_USER, sftp_server_fixture  # noqa: F401 pylint: disable=unused-import
 from pglab import LIFT_ADMIN_PASSWORD, ROOT, PgCluster, as_postgres, load_fixture, postgres_owned_dir, run_playbook
 
 MODULE_DIR = os.path.join(ROOT, "plugins", "modules")
 # The modules in the order their examples build on each other: backups first, then what reads them.
-ORDER = ["backup", "backup_info", "verify", "compare", "restore", "prune", "rekey"]
+ORDER = ["backup", "backup_info", "verify", "compare", "restore", "prune", "rekey", "offsite"]
 # The socket directory libpq and the examples assume (Debian's).
 DEFAULT_SOCKET_DIR = "/var/run/postgresql"
 NAMED_BACKUPS = {
@@ -82,12 +85,18 @@ class ExampleRunner(object):
                                           "lift_simulator_backup_20261124_080001.sql"),
         }
         self.ran = []
+        self.texts = {}
+        self.patch = {}
 
     def tasks_of(self, module):
         text = examples_of(module)
-        for example, ours in self.directories.items():
+        for example, ours in list(self.directories.items()) + list(self.texts.items()):
             text = text.replace(example, ours)
-        return yaml.safe_load(text)
+        tasks = yaml.safe_load(text)
+        for task in tasks:
+            if module in self.patch:
+                self.patch[module](task)
+        return tasks
 
     def run(self, module, tasks):
         play = {"name": "EXAMPLES of %s" % module, "hosts": "lift_db", "gather_facts": False,
@@ -123,7 +132,31 @@ class ExampleRunner(object):
         return runs
 
 
-def test_module_examples_work_as_written(example_cluster):
+def offsite_servers(runner, s3, sftp):
+    """The off-site examples' servers become the test's: the S3 endpoint and bucket, the SFTP host,
+    its directory and the login's key (the examples name no port: the task's target gets the test
+    server's)."""
+    key = os.path.join(runner.work, "offsite_ed25519")
+    shutil.copy(sftp.client_key, key)
+    entry = pwd.getpwnam("postgres")
+    os.chown(key, entry.pw_uid, entry.pw_gid)
+    os.chmod(key, 0o600)
+    runner.texts.update({"https://s3.example.net:8333": s3.endpoint, "bucket: lift-backups": "bucket: %s" % s3.bucket,
+                         "host: backup.example.net": "host: 127.0.0.1", "user: lift\n": "user: %s\n" % TEST_USER,
+                         "/srv/copies": os.path.join(sftp.root, "copies"),
+                         "/var/lib/postgresql/.ssh/offsite_ed25519": key})
+
+    def sftp_port(task):
+        target = task["lift_simulator.postgresql.offsite"]["target"]
+        if isinstance(target, dict) and target.get("type") == "sftp":
+            target["port"] = sftp.port
+    runner.patch["offsite"] = sftp_port
+    runner.extra_vars.update(vault_s3_access_key=s3.access_key, vault_s3_secret_key=s3.secret_key,
+                             offsite_known_hosts=sftp.known_hosts,
+                             offsite_target=dict(s3.target_settings(), prefix="db1"))
+
+
+def test_module_examples_work_as_written(example_cluster, s3_server, sftp_server):
     work = postgres_owned_dir("lift-it-examples-")
     try:
         runner = ExampleRunner(example_cluster, work)
@@ -188,6 +221,13 @@ def test_module_examples_work_as_written(example_cluster):
         rotated = runner.run_with_setup("rekey", {"Rotate the operations key; the escrow key stays": encrypted_backup})
         result = rotated[0].task("Rotate the operations key; the escrow key stays")
         assert len(result["rekeyed"]) == 1 and result["not_encrypted"] and result["changed"]
+
+        offsite_servers(runner, s3_server, sftp_server)
+        copies = runner.run_with_setup("offsite", {})[0]
+        assert copies.task("Copy the newest backup off-site (an S3-compatible bucket)")["copy"] == "copied"
+        assert all(c["passed"] for c in copies.task("Re-read the newest copy on the SFTP server")["checks"])
+        pulled = copies.task("Bring the newest good copy back from the bucket")
+        assert pulled["copy"] == "copied" and pulled["path"].startswith(backups)
 
         every = [task["name"] for module in ORDER for task in runner.tasks_of(module)]
         assert set(every) <= set(runner.ran)

@@ -70,29 +70,31 @@ def source_manifest(source, name):
     return manifest
 
 
-def plan(source, destination, name):
-    """(action, manifest) for copying ``name`` from ``source`` to ``destination``, writing nothing."""
+def plan(source, destination, name, level="checksum"):
+    """(action, manifest) for copying ``name`` from ``source`` to ``destination``, writing nothing.
+    The destination's copy counts as this one when its manifest records the same sha256 and each
+    file has the size (``level`` ``manifest``) or also the sha256 (``checksum``: re-read) recorded."""
     manifest = source_manifest(source, name)
     there = _manifest_or_none(destination, name)
     if there is None:
         return COPIED, manifest
-    if all(_same_file(destination, f) for f in files_of(manifest)) and there["sha256"] == manifest["sha256"]:
+    if there["sha256"] == manifest["sha256"] and all(_same_file(destination, f, level) for f in files_of(manifest)):
         return UNCHANGED, manifest
     return REPLACED, manifest
 
 
-def _same_file(store, wanted):
-    """Whether ``store`` has the file (name, sha256, size) by its size (its manifest vouches for the
-    rest; verify level checksum re-reads it)."""
-    name, _sha256, size = wanted
+def _same_file(store, wanted, level):
+    name, sha256, size = wanted
     entry = store.stat(name)
-    return entry is not None and entry.kind == FILE and entry.size == size
+    if entry is None or entry.kind != FILE or entry.size != size:
+        return False
+    return level != "checksum" or store.digest(name) == sha256
 
 
-def copy(source, destination, name, check_mode=False, replace=True):
+def copy(source, destination, name, check_mode=False, replace=True, level="checksum"):
     """Copy the backup ``name`` with its role definitions and manifest: (action, manifest). A
     different copy at the destination is replaced (``replace``) or refused."""
-    action, manifest = plan(source, destination, name)
+    action, manifest = plan(source, destination, name, level)
     if action == REPLACED and not replace:
         raise TransferError("%s in %s differs from the copy in %s (another sha256): left as it is"
                             % (name, destination.location, source.location))
@@ -128,7 +130,7 @@ def _copy_file(source, destination, wanted):
     name, sha256, size = wanted
     digest, copied = hashlib.sha256(), 0
     try:
-        with source.open_read(name) as reader, destination.create(name) as writer:
+        with source.open_read(name) as reader, destination.create(name, sha256=sha256) as writer:
             while True:
                 chunk = reader.read(CHUNK)
                 if not chunk:

@@ -14,6 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+
 # The kinds of entry a listing reports (never following symlinks).
 FILE = "file"
 DIRECTORY = "directory"
@@ -59,9 +61,11 @@ class Storage(object):
     def exists(self, name):
         raise NotImplementedError
 
-    def create(self, name, mode=0o600):
+    def create(self, name, mode=0o600, sha256=None):
         """A writer for ``name``: ``write(data)``, then ``commit()`` publishes it complete and synced;
-        ``abort()`` (or leaving a ``with`` block on an exception) leaves nothing under ``name``."""
+        ``abort()`` (or leaving a ``with`` block on an exception) leaves nothing under ``name``.
+        ``sha256``, when the caller knows it: ``commit()`` publishes nothing that hashes otherwise
+        (and a driver that can store it with the object does: s3)."""
         raise NotImplementedError
 
     def write(self, name, data, mode=0o600, replace=False):
@@ -115,3 +119,42 @@ class Storage(object):
 
     def free_bytes(self):
         raise NotImplementedError
+
+
+class CheckedWriter(object):
+    """A driver's writer that publishes only content hashing to ``sha256`` (``create(sha256=...)``)."""
+
+    def __init__(self, writer, sha256):
+        self.writer = writer
+        self.sha256 = sha256
+        self.digest = hashlib.sha256()
+
+    @property
+    def size(self):
+        return self.writer.size
+
+    def write(self, data):
+        self.digest.update(data)
+        self.writer.write(data)
+
+    def commit(self):
+        if self.digest.hexdigest() != self.sha256:
+            self.writer.abort()
+            raise StorageError(0, "the content written hashes to sha256 %s, not %s: not published"
+                               % (self.digest.hexdigest(), self.sha256))
+        self.writer.commit()
+
+    def abort(self):
+        self.writer.abort()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.writer.__exit__(exc_type, exc, tb)
+        return False
+
+
+def checked(writer, sha256):
+    """``writer`` itself, or (``sha256`` given) one that publishes only that content."""
+    return writer if sha256 is None else CheckedWriter(writer, sha256)

@@ -17,7 +17,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import atomic_files
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import backup_dir
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import Storage, StorageError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import Storage, StorageError, checked
 
 
 class PosixStorage(Storage):
@@ -53,8 +53,8 @@ class PosixStorage(Storage):
     def exists(self, name):
         return os.path.lexists(self.path(name))
 
-    def create(self, name, mode=0o600):
-        return atomic_files.AtomicFile(self.location, name, mode=mode)
+    def create(self, name, mode=0o600, sha256=None):
+        return checked(atomic_files.AtomicFile(self.location, name, mode=mode), sha256)
 
     def write(self, name, data, mode=0o600, replace=False):
         return atomic_files.write_file_atomic(self.location, name, data, mode=mode, replace=replace)

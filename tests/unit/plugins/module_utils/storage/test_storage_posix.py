@@ -146,3 +146,17 @@ def test_open_read_streams_a_file_and_stat_describes_it(tmp_path):
     with pytest.raises(StorageError) as info:
         store.open_read("missing.sql")
     assert "missing.sql" in str(info.value)
+
+
+def test_a_writer_given_a_sha256_publishes_only_that_content(tmp_path):
+    store = PosixStorage(str(tmp_path))
+    with store.create("good.sql", sha256=hashlib.sha256(b"abc").hexdigest()) as writer:
+        writer.write(b"abc")
+        writer.commit()
+    assert (tmp_path / "good.sql").read_bytes() == b"abc"
+    with pytest.raises(StorageError) as info:
+        with store.create("bad.sql", sha256=hashlib.sha256(b"abc").hexdigest()) as writer:
+            writer.write(b"abd")
+            writer.commit()
+    assert "not published" in str(info.value)
+    assert sorted(os.listdir(str(tmp_path))) == ["good.sql"]
