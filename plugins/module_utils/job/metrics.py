@@ -26,6 +26,15 @@ METRICS = (
     ("future_dated_backups", "Backups dated after the time of the last run (a clock was wrong): alert when above 0."),
 )
 
+# Per off-site target (label ``target``, the target's name in the targets file).
+OFFSITE_METRICS = (
+    ("offsite_last_run_success", "1 if the last run copied its backup to this off-site target, 0 if that failed."),
+    ("offsite_last_success_timestamp_seconds", "Unix time of the last run whose copy to this target succeeded "
+                                               "(0: none yet)."),
+    ("offsite_newest_copy_timestamp_seconds", "Time of the newest good copy on this target, as its backup is named "
+                                              "(Unix time; 0: none known): alert on time() minus it."),
+)
+
 _SAMPLE_RE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{(.*)\})?\s+(\S+)")
 _LABEL_RE = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
 
@@ -66,12 +75,15 @@ def _number(value):
     return repr(float(value))
 
 
-def render_metrics(labels, success, finished, duration, verified_size=None, previous_text="", future_dated=0):
+def render_metrics(labels, success, finished, duration, verified_size=None, previous_text="", future_dated=0,
+                   offsite=()):
     """The textfile of a run.
 
     ``labels`` is a list of (name, value); ``finished`` a Unix time; ``verified_size`` the size of
     the verified backup this run made (None when it made none: the last success and its size are
-    carried over from ``previous_text``, the file the last run wrote).
+    carried over from ``previous_text``, the file the last run wrote). ``offsite``: the run's
+    job/offsite.py TargetCopy list (a failed copy carries its target's last success and newest
+    copy over).
     """
     previous = parse_metrics(previous_text, labels)
     if verified_size is not None:
@@ -93,14 +105,32 @@ def render_metrics(labels, success, finished, duration, verified_size=None, prev
         lines.append("# HELP %s %s" % (full, text))
         lines.append("# TYPE %s gauge" % full)
         lines.append("%s{%s} %s" % (full, _labels_text(labels), _number(values[name])))
+    per_target = [(list(labels) + [("target", copy.name)], _offsite_values(copy, finished, previous_text, labels))
+                  for copy in offsite]
+    for name, text in OFFSITE_METRICS if per_target else ():
+        full = METRIC_PREFIX + name
+        lines.append("# HELP %s %s" % (full, text))
+        lines.append("# TYPE %s gauge" % full)
+        for target_labels, target_values in per_target:
+            lines.append("%s{%s} %s" % (full, _labels_text(target_labels), _number(target_values[name])))
     return "\n".join(lines) + "\n"
+
+
+def _offsite_values(copy, finished, previous_text, labels):
+    previous = parse_metrics(previous_text, list(labels) + [("target", copy.name)])
+    last_success = finished if copy.success else previous.get(METRIC_PREFIX + "offsite_last_success_timestamp_seconds", 0)
+    newest = copy.newest_copy_time.timestamp() if copy.newest_copy_time is not None else \
+        previous.get(METRIC_PREFIX + "offsite_newest_copy_timestamp_seconds", 0)
+    return {"offsite_last_run_success": 1 if copy.success else 0,
+            "offsite_last_success_timestamp_seconds": round(last_success, 3),
+            "offsite_newest_copy_timestamp_seconds": round(newest, 3)}
 
 
 def metric_labels(settings):
     return [("database", settings["database"]), ("backup_job", settings["name"])]
 
 
-def write_metrics(settings, success, finished, duration, verified_size, future_dated=0):
+def write_metrics(settings, success, finished, duration, verified_size, future_dated=0, offsite=()):
     """Replace the job's textfile; returns its path (None when metrics are off). Raises OSError."""
     path = metrics_path(settings)
     if path is None:
@@ -112,7 +142,7 @@ def write_metrics(settings, success, finished, duration, verified_size, future_d
     except OSError:
         pass
     text = render_metrics(metric_labels(settings), success, finished, duration, verified_size, previous,
-                          future_dated)
+                          future_dated, offsite)
     # Readable by node_exporter; replaced atomically (a hidden temporary node_exporter ignores).
     return atomic_files.write_file_atomic(settings["metrics_dir"], os.path.basename(path), text, mode=0o644,
                                           replace=True)

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One run of the scheduled job: the lock, the backup (backup/run.py, the backup module's code), the
 quick verification of what it wrote (verify/quick.py, the verify module's quick level), the
-retention (retention/apply.py, the prune module's code; only after a verified backup), and the
-record of the outcome: metrics, the log, the status file, the notification under cron.
+off-site copies (job/offsite.py, the offsite module's code), the retention (retention/apply.py,
+the prune module's code; only after a verified backup), and the record of the outcome: metrics,
+the log, the status file, the notification under cron.
 Pure Python (no Ansible).
 """
 
@@ -22,6 +23,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import run as backup_run
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import metrics
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import notify
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import offsite as job_offsite
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.lock import JobLock, LockBusy, lock_message
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.log import JobLog, finish_log, other_stem
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.presentation import (
@@ -90,6 +92,7 @@ class Outcome(object):
         self.checks = []
         self.verified = False
         self.pruned = None     # retention_apply.PruneOutcome
+        self.offsite = []      # job_offsite.TargetCopy, one per off-site target
         self.log_path = None
         self.metrics_path = None
 
@@ -195,6 +198,8 @@ def _verify_and_prune(settings, log, reporter, outcome):
         return
     outcome.verified = True
     log.add("verification passed (%d checks)" % len(outcome.checks))
+    if settings["offsite_targets_file"]:
+        _copy_off_site(settings, log, reporter, outcome)
 
     if not settings["retention"]:
         log.add("retention: disabled")
@@ -212,6 +217,25 @@ def _verify_and_prune(settings, log, reporter, outcome):
         outcome.fail("retention", "could not remove %d entries: %s" % (len(outcome.pruned.errors), detail))
     else:
         log.add("retention: %d kept, %d removed" % (len(outcome.pruned.plan.kept), len(outcome.pruned.removed)))
+
+
+def _copy_off_site(settings, log, reporter, outcome):
+    """The verified backup to every off-site target; a failed copy fails the run (the local backup
+    stays, and retention still runs: it never removes the backup just made)."""
+    reporter.step("copying %s off-site" % outcome.result["name"])
+    if outcome.result.get("encryption", "none") == "none":
+        log.add("offsite: WARNING: the backup is not encrypted: whoever holds a target can read it "
+                "(set encryption: age; docs/encryption.md)")
+    try:
+        outcome.offsite = job_offsite.copy_to_targets(settings, outcome.result, log)
+    except ConfigError as exc:
+        log.add("offsite FAILED: %s" % exc)
+        outcome.fail("offsite", str(exc))
+        return
+    failed = [c for c in outcome.offsite if not c.success]
+    if failed:
+        outcome.fail("offsite", "the copy to %s failed: %s" % (
+            ", ".join(c.name for c in failed), "; ".join("%s: %s" % (c.name, c.error) for c in failed)))
 
 
 def run(settings, config_path, reporter):
@@ -308,7 +332,7 @@ def _record_metrics(settings, log, outcome, duration):
     try:
         future_dated = len(outcome.pruned.plan.future_dated) if outcome.pruned is not None else 0
         outcome.metrics_path = metrics.write_metrics(settings, outcome.success, finished, duration, verified_size,
-                                                     future_dated)
+                                                     future_dated, outcome.offsite)
         if outcome.metrics_path:
             log.add("metrics written to %s" % outcome.metrics_path)
     except OSError as exc:

@@ -95,6 +95,9 @@ SETTINGS = (
     shared("ssl_mode", "libpq sslmode"),
     own("ca_cert", "path", None, "CA certificate for verify-ca/verify-full"),
     shared("connect_timeout", "connection timeout in seconds"),
+    own("offsite_targets_file", "path", None, "JSON list of off-site targets (the offsite module's target settings "
+                                              "and a name; 0600, the job user's own: it holds credentials); each "
+                                              "verified backup is copied to every one"),
     own("retention", "bool", True, "apply the retention rules after a verified backup"),
     shared("keep_last", "always keep this many newest good backups"),
     shared("keep_daily", "keep the newest good backup of each of the last N days"),
