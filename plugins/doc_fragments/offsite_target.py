@@ -16,8 +16,8 @@ options:
     description:
       - Where the off-site copies live (docs/offsite.md). The settings each type takes are checked; a setting of
         the other type, or a missing one, is an error before anything is read or written.
-      - Required by M(lift_simulator.postgresql.offsite); M(lift_simulator.postgresql.prune) and
-        M(lift_simulator.postgresql.backup_info) take it instead of O(ignore:backup_dir).
+      - Required by M(lift_simulator.postgresql.offsite); M(lift_simulator.postgresql.prune) takes it instead of
+        O(ignore:backup_dir), and M(lift_simulator.postgresql.backup_info) a list of them (O(ignore:targets)).
     type: dict
     suboptions:
       type:

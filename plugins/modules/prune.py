@@ -12,9 +12,15 @@ module: prune
 short_description: Remove old backups by retention rules, never the newest good one
 version_added: 0.1.0
 description:
-  - Applies retention rules to the backups in O(backup_dir) and removes the backups (with their
-    manifests) that no rule keeps, plus the leftovers of failed or interrupted runs. The rules
+  - Applies retention rules to the backups in O(backup_dir), or to the off-site copies in O(target), and removes the
+    backups (with their manifests) that no rule keeps, plus the leftovers of failed or interrupted runs. The rules
     and every decision are explained in the collection's C(docs/retention.md).
+  - B(Off-site targets.) With O(target) (an SFTP server or an S3-compatible bucket, as
+    M(lift_simulator.postgresql.offsite) fills them) the same scan, rules and removal order apply to the copies
+    there - never the newest good copy, never an object whose name is not a backup (or manifest, or role
+    definitions) of O(database). There is no local directory then (O(directory_checks) is not used); results name
+    the target's location, C(sftp://user@host:port/dir) or C(s3://bucket/prefix). Hidden temporaries are those of
+    writers on this host that no longer run (SFTP), or multipart uploads unfinished for more than a day (S3).
   - B(Good backups.) Only a backup with this collection's name C(<database>_backup_YYYYMMDD_HHMMSS)
     (C(.sql), C(.sql.gz), C(.sql.zst), C(.sql.lz4), C(.dump) or a directory archive) and a valid
     manifest whose C(backup_name) is that name, whose size matches the manifest and (with
@@ -48,10 +54,10 @@ options:
     description:
       - The backup directory (O(lift_simulator.postgresql.backup#module:backup_dir) of the backup module).
       - When it does not exist the module warns and removes nothing.
+      - One of O(backup_dir) and O(target) is required; they are mutually exclusive.
       - O(path) is its older name, deprecated.
     type: path
     version_added: 0.2.0
-    required: true
     aliases: [ path ]
   database:
     description:
@@ -97,6 +103,10 @@ options:
       - Hash every good backup and compare it with its manifest's sha256; a backup that no longer
         matches is not good (and is removed once a newer good backup exists).
       - V(false) skips the hashing (sizes are still compared with the manifests).
+      - On a O(target) the hashing re-reads (downloads) every good copy at each run, which costs time, bandwidth
+        and, on a paid S3 service, egress; V(false) judges the copies by their sizes only, so a copy damaged without
+        a change of size then counts as good (and can become the newest good copy). The meaning is the same as for
+        a directory.
     type: bool
     default: true
   calendar_timezone:
@@ -120,19 +130,24 @@ options:
 extends_documentation_fragment:
   - lift_simulator.postgresql.attributes
   - lift_simulator.postgresql.directory_checks
+  - lift_simulator.postgresql.offsite_target
 attributes:
   check_mode:
     support: full
-    details: Check mode lists in RV(removed) what would be removed, and removes nothing.
+    details: Check mode lists in RV(removed) what would be removed, and removes nothing (on a O(target) too).
   diff_mode:
     support: full
-    details: The diff lists the backups, manifests and leftovers before and after.
+    details: The diff lists the backups, manifests and leftovers before and after (of the directory or the target).
   idempotent:
     support: full
     details: A second run at (nearly) the same time removes nothing; as time passes the rules select other backups.
+notes:
+  - With O(target), needs paramiko (Debian package C(python3-paramiko)) for SFTP and boto3 (C(python3-boto3)) for S3;
+    the target's credentials never appear in arguments, logs or results.
 seealso:
   - module: lift_simulator.postgresql.backup_info
   - module: lift_simulator.postgresql.backup
+  - module: lift_simulator.postgresql.offsite
 author:
   - lift_simulator maintainers (@lift-simulator)
 """
@@ -173,10 +188,17 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: The backup directory.
+  description:
+    - The backup directory, or with O(target) the target's location (C(sftp://user@host:port/dir),
+      C(s3://bucket/prefix)); the paths of RV(kept) and RV(removed) are inside it.
   returned: always
   type: str
   sample: /var/backups/lift_simulator
+target:
+  description: The target, without credentials, as M(lift_simulator.postgresql.offsite) names it.
+  returned: when O(target) is given
+  type: str
+  sample: s3://lift-backups/db1 (https://s3.example.net:8333)
 kept:
   description:
     - The backups kept, newest first, each with the rule that kept it.
@@ -189,7 +211,7 @@ kept:
       type: str
       sample: lift_simulator_backup_20261124_080001.sql
     path:
-      description: Full path.
+      description: Full path (on a target, its location and the name).
       type: str
       sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
     rule:
@@ -275,24 +297,63 @@ errors:
 """
 
 import datetime
+import errno
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
-    directory_checks_argument_spec, renamed)
+    directory_checks_argument_spec, offsite_target_argument_spec, renamed, target_settings)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import spec
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.offsite import targets
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import policy as retention
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention.apply import (
-    PruneError, apply_retention)
+    PruneError, apply_retention, apply_retention_to)
 
 UTC = datetime.timezone.utc
+
+
+def location_missing(store, exc):
+    """Whether ``exc`` (a PruneError of a target) means the location itself does not exist (yet): an
+    ENOENT behind it, and the location still cannot be listed for that reason."""
+    cause = exc
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno == errno.ENOENT):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return False
+    try:
+        store.entries()
+    except OSError as again:
+        return again.errno == errno.ENOENT
+    return False
+
+
+def prune_target(module, rules, options, result):
+    """apply_retention_to on the target: the same scan, plan and removal as for a directory."""
+    try:
+        settings = target_settings(module.params["target"])
+        result["target"] = targets.describe(settings)
+        store = targets.open_target(settings)
+    except targets.TargetError as exc:
+        module.fail_json(msg="target: %s" % exc, **result)
+    result["path"] = store.location
+    outcome = None
+    try:
+        outcome = apply_retention_to(store, rules, **options)
+    except PruneError as exc:
+        if not location_missing(store, exc):
+            module.fail_json(msg=str(exc), **result)
+        module.warn("%s does not exist (yet): nothing to prune" % result["target"])
+        module.exit_json(**result)
+    finally:
+        store.close()
+    return outcome
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            backup_dir=renamed(dict(type="path", required=True), "path"),
+            backup_dir=renamed(dict(type="path"), "path"),
             database=renamed(spec("database", aliases=["db"]), "prefix"),
             keep_last=spec("keep_last"),
             keep_daily=spec("keep_daily"),
@@ -303,25 +364,29 @@ def main():
             verify_checksums=spec("verify_checksums"),
             calendar_timezone=renamed(spec("calendar_timezone"), "timezone"),
             legacy_timezone=spec("legacy_timezone"),
-            **directory_checks_argument_spec()
+            **dict(directory_checks_argument_spec(), **offsite_target_argument_spec())
         ),
+        mutually_exclusive=[["backup_dir", "target"]],
+        required_one_of=[["backup_dir", "target"]],
         supports_check_mode=True,
     )
     p = module.params
-    path = os.path.abspath(p["backup_dir"])
+    path = os.path.abspath(p["backup_dir"]) if p["backup_dir"] else None
     try:
         rules = retention.Rules.from_options(p, p["calendar_timezone"])
     except retention.RetentionError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=False, path=path, kept=[], removed=[], left_alone=[])
+    options = dict(database=p["database"], include_legacy=p["include_legacy"], verify_checksums=p["verify_checksums"],
+                   legacy_tz=None if p["legacy_timezone"] == "local" else UTC, check_mode=module.check_mode)
     # The scan, the plan and the removal are shared with the scheduled job (module_utils/retention/apply.py).
-    try:
-        outcome = apply_retention(path, rules, database=p["database"], include_legacy=p["include_legacy"],
-                                  verify_checksums=p["verify_checksums"],
-                                  legacy_tz=None if p["legacy_timezone"] == "local" else UTC,
-                                  check_mode=module.check_mode, directory_checks=p["directory_checks"])
-    except PruneError as exc:
-        module.fail_json(msg=str(exc), **result)
+    if p["target"]:
+        outcome = prune_target(module, rules, options, result)
+    else:
+        try:
+            outcome = apply_retention(path, rules, directory_checks=p["directory_checks"], **options)
+        except PruneError as exc:
+            module.fail_json(msg=str(exc), **result)
     for warning in outcome.warnings:
         module.warn(warning)
     if not outcome.exists:
