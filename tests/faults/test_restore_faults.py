@@ -15,7 +15,7 @@ import threading
 import pytest
 
 import processes
-from helpers import backup, clone_database, databases, drop_databases, listing, restore
+from helpers import backup, clone_database, databases, drop_databases, listing, provenance_of, restore
 from pgcompare import fingerprint
 from pglab import SUPERUSER_PASSWORD, PgCluster, load_fixture, postgres_owned_dir, run_playbook
 
@@ -137,6 +137,37 @@ def test_module_killed_during_a_restore(cluster, source, point, outcome):
         again = restore(cluster, source["plain"]["path"], database=target)
         assert again["changed"] is False
     assert allows_connections(cluster, target)
+    drop_databases(cluster, target)
+    shutil.rmtree(marks, ignore_errors=True)
+
+
+def test_a_module_killed_after_the_swap_commit_leaves_its_previous_database_recorded(cluster, source):
+    """SIGKILL right after the swap's commit (failpoint restore-swap-committed), before keep_previous
+    runs: the replaced database is there, recorded as previous by the swap's own transaction, so
+    the next run's keep_previous drops it like any other."""
+    target, before = fresh_target(cluster, "kill_recorded")
+    marks = postgres_owned_dir("lift-fault-marks-")
+    env = {"LIFT_PG_FAILPOINTS": "restore-swap-committed", "LIFT_PG_FAILPOINT_DIR": marks}
+    thread, holder = start_restore(cluster, source["plain"]["path"], env=env, database=target, keep_previous=False)
+    os.kill(processes.wait_for_marker(marks, "restore-swap-committed"), signal.SIGKILL)
+    thread.join(300)
+    assert holder["run"].rc != 0
+    left = sorted(n for n in databases(cluster) if n.startswith(target + "_pre_restore_"))
+    assert len(left) == 1, left  # keep_previous: false never ran
+    previous = left[0]
+    assert provenance_of(cluster, previous)["kind"] == "previous"
+    assert cluster.psql("SELECT for_database FROM lift_simulator_postgresql.databases b JOIN pg_database d "
+                        "ON d.oid = b.database_oid AND d.datname = b.database_name WHERE d.datname = '%s'"
+                        % previous) == target
+    # It holds the replaced database (killed before it could accept connections again: look inside).
+    cluster.psql('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS true' % previous)
+    assert fingerprint(cluster, previous) == before
+    assert fingerprint(cluster, target) == source["fingerprint"]
+    # The next run keeps the newest previous database (its own) and drops the killed run's.
+    again = restore(cluster, source["plain"]["path"], database=target, force=True, keep_previous=1)
+    assert again["removed_previous"] == [previous]
+    assert sorted(n for n in databases(cluster) if n.startswith(target + "_pre_restore_")) == [
+        again["previous_database"]]
     drop_databases(cluster, target)
     shutil.rmtree(marks, ignore_errors=True)
 

@@ -161,6 +161,34 @@ def test_a_new_machine_gets_the_roles_the_backup_needs(workdir):
                                "'lift_simulator.lift_system'::regclass))", database="no_grants") == "0"
 
 
+def test_a_backup_only_a_superuser_may_load_needs_load_as_superuser(cluster, workdir):
+    """An event trigger (a superuser's object): loaded with the owner's rights it is refused, the
+    error names the opt-in; with ``load_as: superuser`` it restores."""
+    db = clone_database(cluster, "event_trigger")
+    cluster.psql("CREATE FUNCTION public.lift_ddl_noted() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$; "
+                 "CREATE EVENT TRIGGER lift_ddl_noted ON ddl_command_end EXECUTE FUNCTION public.lift_ddl_noted()",
+                 database=db)
+    made = backup(cluster, os.path.join(workdir, "b"), database=db)
+    expected = fingerprint(cluster, db)
+    cluster.psql("DELETE FROM lift_simulator.simulation_run", database=db)
+    before, names = fingerprint(cluster, db), databases(cluster)
+    for strategy in ("swap", "replace"):
+        refused = restore(cluster, made["path"], database=db, strategy=strategy, force=True, expect_ok=False)
+        assert 'permission denied to create event trigger "lift_ddl_noted"' in refused["msg"]
+        assert "load_as: superuser" in refused["msg"] and "load_as: owner" in refused["msg"]
+        if strategy == "swap":
+            assert databases(cluster) == names and fingerprint(cluster, db) == before
+    # Replace dropped the live database before the load failed (it says so); swap kept it.
+    assert "no longer exists" in refused["msg"]
+    restored = restore(cluster, made["path"], database=db, strategy="create", load_as="superuser")
+    assert restored["changed"] is True
+    assert fingerprint(cluster, db) == expected
+    assert cluster.psql("SELECT evtname || ' ' || pg_get_userbyid(evtowner) FROM pg_event_trigger",
+                        database=db) == "lift_ddl_noted postgres"
+    assert cluster.psql("SELECT rolsuper FROM pg_roles WHERE rolname = 'lift_admin'") == "f"
+    drop_databases(cluster, db)
+
+
 # --- previous databases: bounded, and true reports after the swap --------------------------------
 
 def test_keep_previous_keeps_the_newest_n_and_never_an_unrecorded_database(cluster, workdir):
@@ -198,6 +226,29 @@ def test_a_previous_database_that_cannot_be_dropped_is_a_warning_not_a_failed_re
                  database=result["previous_database"])
     later = restore(cluster, made["path"], database=db, force=True, keep_previous=False)
     assert result["previous_database"] in later["removed_previous"]
+    drop_databases(cluster, db)
+
+
+def test_replace_that_cannot_drop_the_live_database_lets_it_serve_again_and_says_so(cluster, workdir):
+    """strategy replace stops the live database's connections, then drops it: when the drop fails
+    (a logical replication subscription in it), the database serves again, unchanged, and the
+    error says so."""
+    db = clone_database(cluster, "replace_subscribed")
+    made = backup(cluster, os.path.join(workdir, "b"), database=db)
+    cluster.psql("CREATE SUBSCRIPTION lift_sub_replace CONNECTION 'dbname=postgres' PUBLICATION nothing "
+                 "WITH (connect = false)", database=db)
+    cluster.psql("DELETE FROM lift_simulator.simulation_run", database=db)
+    before, names = fingerprint(cluster, db), databases(cluster)
+    refused = restore(cluster, made["path"], database=db, strategy="replace", force=True, expect_ok=False)
+    assert 'strategy replace could not drop "%s"' % db in refused["msg"]
+    assert "used by logical replication subscription" in refused["msg"]
+    assert "it accepts connections again, unchanged" in refused["msg"]
+    assert cluster.psql("SELECT datallowconn FROM pg_database WHERE datname = '%s'" % db) == "t"
+    # A new connection works (the owner's, as the application's), and sees the data as it was.
+    assert as_owner(cluster, "SELECT count(*) FROM lift_simulator.simulation_run", db) == "0"
+    assert fingerprint(cluster, db) == before and databases(cluster) == names
+    cluster.psql("ALTER SUBSCRIPTION lift_sub_replace SET (slot_name = NONE); DROP SUBSCRIPTION lift_sub_replace",
+                 database=db)
     drop_databases(cluster, db)
 
 
@@ -318,6 +369,97 @@ def test_a_stopped_psql_is_stopped_and_the_live_database_kept(cluster, workdir, 
     assert result["failed"] and "psql made no progress for 3 s" in result["msg"]
     assert fingerprint(cluster, target) == before and databases(cluster) == names
     drop_databases(cluster, "stall_target")
+
+
+def test_a_stopped_pg_restore_is_stopped_and_the_live_database_kept(cluster, workdir, stall_db):
+    """A custom-format backup: pg_restore stopped (SIGSTOP) while it loads the staging database."""
+    made = backup(cluster, os.path.join(workdir, "b"), database=stall_db, format="custom")
+    target = clone_database(cluster, "stall_archive", template=stall_db)
+    before, names = fingerprint(cluster, target), databases(cluster)
+    args = dict(cluster.connection_vars(), path=made["path"], database=target, force=True, stall_timeout=3)
+    thread, holder = start("restore_module.yml", {"restore_args": args})
+
+    def loading():
+        for pid in processes.find_matching("pg_restore", lambda p: any(
+                e.startswith(b"PGDATABASE=stall_archive_staging_") for e in processes.environ(p))):
+            if processes.bytes_read(pid) > 256 * 1024:
+                return pid
+        return None
+    pid = processes.wait_for(loading, what="pg_restore loading the staging database")
+    os.kill(pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        thread.join(120)
+        assert not thread.is_alive(), "the restore still waits for the stopped pg_restore"
+    finally:
+        if processes.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    result = holder["run"].task("Restore")
+    assert result["failed"] and "pg_restore made no progress for 3 s" in result["msg"]
+    assert time.monotonic() - stopped < 30
+    processes.wait_for(lambda: not processes.alive(pid), timeout=10, what="pg_restore to be stopped")
+    # Nothing left: no staging database, no loading role; the live database as it was.
+    assert databases(cluster) == names
+    assert cluster.psql("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'lift\\_simulator\\_restore\\_%'") == "0"
+    assert fingerprint(cluster, target) == before
+    drop_databases(cluster, "stall_archive")
+
+
+# What another session holds, where, and what of the restore it blocks.
+HELD_LOCKS = {
+    # An operator's transaction in the maintenance database that changed the database's comment:
+    # the swap's renames need the database's own lock.
+    "swap": ("postgres", "COMMENT ON DATABASE {db} IS 'an operator, mid-transaction'", {}),
+    # A table locked in the live database: the "already restored" proof counts its rows.
+    "already-restored proof": ("{db}", "LOCK TABLE lift_simulator.scenario IN ACCESS EXCLUSIVE MODE", {}),
+    # ... and a selective restore loads into it.
+    "selective": ("{db}", "LOCK TABLE lift_simulator.scenario IN ACCESS EXCLUSIVE MODE",
+                  {"tables": ["lift_simulator.scenario"]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HELD_LOCKS))
+def test_a_lock_held_elsewhere_fails_the_restore_within_lock_timeout_and_changes_nothing(cluster, workdir, case):
+    import psycopg2
+
+    where, statement, options = HELD_LOCKS[case]
+    db = clone_database(cluster, "locked_" + case.split()[0].replace("-", "_"))
+    made = backup(cluster, os.path.join(workdir, "b"), database=db)
+    if case == "already-restored proof":
+        restore(cluster, made["path"], database=db, force=True, keep_previous=False)
+    else:
+        cluster.psql("DELETE FROM lift_simulator.simulation_run", database=db)  # a restore would change it
+    before, names = fingerprint(cluster, db), databases(cluster)
+    conn = psycopg2.connect(host="127.0.0.1", port=cluster.port, user="postgres", password=SUPERUSER_PASSWORD,
+                            dbname=where.format(db=db))
+    thread = None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement.format(db=db))  # psycopg2 opens a transaction: the lock stays held
+        args = dict(cluster.connection_vars(), path=made["path"], database=db, lock_timeout=3, **options)
+        started = time.monotonic()
+        thread, holder = start("restore_module.yml", {"restore_args": args})
+        # Well under the default lock_timeout (60 s): the option bounds the wait, not the default.
+        thread.join(45)
+        assert not thread.is_alive(), "the restore still waits for the lock after 45 s"
+        elapsed = time.monotonic() - started
+        # The restore waited, and did not take the lock by ending the session that holds it.
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+    finally:
+        conn.close()
+        if thread is not None:
+            thread.join(300)
+    result = holder["run"].task("Restore")
+    assert result["failed"]
+    assert "another session holds a lock the restore needs" in result["msg"]
+    assert "did not come within lock_timeout (3 s)" in result["msg"]
+    assert "nothing was changed" in result["msg"] or "was left as it was" in result["msg"]
+    assert elapsed >= 3
+    assert databases(cluster) == names
+    assert cluster.psql("SELECT datallowconn FROM pg_database WHERE datname = '%s'" % db) == "t"
+    assert fingerprint(cluster, db) == before
+    drop_databases(cluster, db)
 
 
 def test_no_passfile_outlives_a_killed_module(cluster, workdir, stall_db):

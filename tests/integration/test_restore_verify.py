@@ -341,6 +341,45 @@ def test_verify_accepts_the_earlier_processes_backups(cluster, backups, kind):
         "lift_simulator.lift_system_version"]
 
 
+def skipped_part(checks):
+    """What a summary says of the skipped checks: ", M skipped (names)"."""
+    skipped = [c["name"] for c in checks if c["skipped"]]
+    assert skipped and all(c["passed"] for c in checks if c["skipped"])
+    return ", %d skipped (%s)" % (len(skipped), ", ".join(skipped))
+
+
+def test_skipped_checks_are_counted_as_skipped_in_every_summary(cluster, workdir):
+    """A backup whose manifest has no figures (manifest_detail: minimal) and one of the earlier
+    process without a manifest: verify and restore summaries count what they skipped as skipped."""
+    db = clone_database(cluster, "summary_skipped")
+    minimal = backup(cluster, os.path.join(workdir, "b"), database=db, manifest_detail="minimal")
+    legacy = os.path.join(workdir, "b", "summary_skipped_backup_20261110_080001.sql")
+    env = dict(cluster.env(), PGDATABASE=db)
+    subprocess.run([cluster.bin_path("pg_dump"), "-F", "p", "-f", legacy], env=env, check=True)
+    os.chmod(legacy, 0o644)
+    for path, level in ((minimal["path"], "restore"), (legacy, "quick"), (legacy, "restore")):
+        result = verify(cluster, path, level=level)
+        checks = result["checks"]
+        counted = len([c for c in checks if not c["skipped"]])
+        assert result["msg"] == "%s: %d checks passed%s" % (os.path.basename(path), counted, skipped_part(checks))
+        if path == minimal["path"]:
+            assert "row counts" in result["msg"]  # nothing to compare the restored rows with
+        else:
+            assert "sha256" in result["msg"]  # no manifest: no checksum to compare with
+    # A restore's summary, when a check fails: the skipped checks of the restored database are
+    # counted and named, not counted as passed.
+    failing = [{"name": "no lift systems", "sql": "SELECT count(*) FROM lift_simulator.lift_system", "expect": 0}]
+    quick = set(("not empty", "sha256", "manifest", "role definitions", "structure", "encryption"))
+    for path in (minimal["path"], legacy):
+        refused = restore(cluster, path, database=db, force=True, checks=failing, expect_ok=False)
+        checks = [c for c in refused["checks"] if c["name"] not in quick]
+        assert [c["name"] for c in checks if not c["passed"]] == ["no lift systems"]
+        assert "the restored database failed its checks; the live database was not touched: 1 of %d checks failed%s: "\
+            "no lift systems (value " % (len(checks), skipped_part(checks)) in refused["msg"]
+        assert "row counts" in refused["msg"]
+    drop_databases(cluster, db)
+
+
 def broken_copy(source, directory, name, mutate, with_manifest=True):
     target = os.path.join(directory, name)
     with open(source, "rb") as handle:

@@ -99,14 +99,27 @@ def wait_for_marker(directory, point, timeout=120):
     return int(path.rsplit(".", 1)[1])
 
 
+def descends_from(pid, ancestor):
+    """Whether ``pid`` is a descendant of ``ancestor`` (by the parent chain at this moment)."""
+    for _depth in range(64):
+        pid = parent(pid)
+        if pid is None or pid <= 1:
+            return False
+        if pid == ancestor:
+            return True
+    return False
+
+
 def watch_for_secret(thread, secret, programs):
-    """While ``thread`` runs, read every process's argv and environment (but this one's) for
-    ``secret`` (bytes), every millisecond. Returns (leaks as (pid, program), the ``programs`` seen)."""
+    """While ``thread`` runs, read the argv and environment of every process this test started
+    (descendants of this process: ansible-playbook, the module, its programs; other test runs on
+    the machine are not ours) for ``secret`` (bytes), every millisecond. Returns (leaks as (pid,
+    program), the ``programs`` seen)."""
     leaks, seen = [], set()
     me = os.getpid()
     while thread.is_alive():
         for pid in pids():
-            if pid == me:
+            if pid == me or not descends_from(pid, me):
                 continue
             if comm(pid) in programs:
                 seen.add(comm(pid))

@@ -196,10 +196,11 @@ def summary(checks):
     """One line; skipped checks are counted as skipped, never as passed."""
     bad = failing(checks)
     skipped = [c for c in checks if c["skipped"]]
+    counted = ", %d skipped (%s)" % (len(skipped), ", ".join(c["name"] for c in skipped)) if skipped else ""
     if not bad:
         if skipped:
-            names = ", ".join(c["name"] for c in skipped)
-            return "%d checks passed, %d skipped (%s)" % (len(checks) - len(skipped), len(skipped), names)
+            return "%d checks passed%s" % (len(checks) - len(skipped), counted)
         return "all %d checks passed" % len(checks)
-    return "%d of %d checks failed: %s" % (len(bad), len(checks),
-                                           "; ".join("%s (%s)" % (c["name"], c["detail"]) for c in bad))
+    # A failing summary counts the skipped ones too: "1 of 12 checks failed" alone reads as 11 passed.
+    return "%d of %d checks failed%s: %s" % (len(bad), len(checks), counted,
+                                             "; ".join("%s (%s)" % (c["name"], c["detail"]) for c in bad))

@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import socket
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
@@ -30,6 +31,10 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import loader_role
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import RestoreError
 
+# How PostgreSQL refuses what only a superuser may create (event triggers, untrusted extensions
+# and languages), whatever the object.
+_SUPERUSER_ONLY_RE = re.compile(r"must be superuser|permission denied to create (event trigger|extension)|"
+                                r"permission denied for language", re.IGNORECASE)
 TEMPORARY_COMMENT = "lift_simulator.postgresql: temporary database of a %s of %s; dropped automatically"
 
 
@@ -102,7 +107,7 @@ class Loader(object):
                              skip_privileges=request.privileges == "skip", skip_ownership=self.role is not None,
                              stall=self.stall(), identity=request.identity)
         except backup_load.LoadError as exc:
-            raise _load_error(exc, self.admin, target)
+            raise _load_error(exc, self.admin, target, as_owner=self.role is not None)
         failpoints.reached("restore-staging-loaded")
         conn = pg_connection.connect(request.connection.with_database(target), autocommit=True)
         try:
@@ -145,8 +150,13 @@ class Loader(object):
         loader_role.drop_quietly(self.admin, role)
 
 
-def _load_error(exc, admin, target):
+def _load_error(exc, admin, target, as_owner=True):
     message = str(exc)
+    if as_owner and _SUPERUSER_ONLY_RE.search(message):
+        message = ("%s. The backup holds what only a superuser may create (an event trigger, an extension that is not "
+                   "trusted, a function in an untrusted language), and it was loaded with the owner's rights "
+                   "(load_as: owner). Restore it with load_as: superuser only if you trust the backup and the owner "
+                   "completely: their code then runs as superuser (docs/security.md)" % message.rstrip("."))
     if exc.disk_full:
         where = _data_directory(admin)
         message = ("the disk is full: the file system of the database cluster (%s) ran out of space while the "

@@ -19,7 +19,8 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import provenance
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.leftovers import discard
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.loader import Loader
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import RestoreError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
+    RestoreError, lock_timeout_message)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.swap import wanted_attributes
 
 
@@ -39,9 +40,9 @@ def replace(request, backup, admin, major, live, result):
                 state = "it accepts connections again, unchanged"
             except DatabaseError:
                 state = "it may still refuse connections: ALTER DATABASE ... WITH ALLOW_CONNECTIONS true"
-            raise RestoreError("strategy replace could not drop %s (%s); %s" % (
-                quote_for_message(db), str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                state))
+            why = (lock_timeout_message(exc, request.lock_timeout)
+                   or (str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
+            raise RestoreError("strategy replace could not drop %s (%s); %s" % (quote_for_message(db), why, state))
     # The restore's own lock on the name protects the half-loaded database from drop_stale.
     load = Loader(request, admin, request.owner)
     try:

@@ -26,6 +26,19 @@ class RestoreError(Exception):
         self.checks = checks or []
 
 
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def lock_timeout_message(exc, lock_timeout):
+    """What to say when a statement of the run gave up waiting for a lock (lock_timeout): that
+    another session holds it, and for how long the run waited. None for any other error."""
+    if getattr(exc, "pgcode", None) != LOCK_NOT_AVAILABLE:
+        return None
+    said = str(exc).strip().splitlines()
+    return ("another session holds a lock the restore needs (on the database or one of its tables), and it did not "
+            "come within lock_timeout (%d s): %s" % (int(lock_timeout), said[0] if said else "lock timeout"))
+
+
 def keep_previous_count(value):
     """``keep_previous`` as a number of previous databases: true is 1, false is 0."""
     if isinstance(value, bool):

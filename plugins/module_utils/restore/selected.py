@@ -21,7 +21,8 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.conne
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import backup_load
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import table_restore
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.loader import Loader
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import RestoreError, finish
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
+    RestoreError, finish, lock_timeout_message)
 
 
 def restore_selected(request, backup, admin, major, live, result, check_mode, started):
@@ -56,6 +57,9 @@ def restore_selected(request, backup, admin, major, live, result, check_mode, st
                                "nothing was changed" % exc)
         except DatabaseError as exc:
             text.kill()
+            locked = lock_timeout_message(exc, request.lock_timeout)
+            if locked is not None:
+                raise RestoreError("%s; nothing was changed" % locked)
             raise RestoreError("restoring the tables failed, nothing was changed: %s"
                                % str(exc).strip().replace("\n", " "))
         except BaseException:

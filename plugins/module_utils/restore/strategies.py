@@ -28,14 +28,16 @@ __metaclass__ = type
 import time
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import quote_for_message
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import (
+    DatabaseError, quote_for_message)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import bookkeeping
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import names
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import opening
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import provenance
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.leftovers import drop_stale
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.replace import replace
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import RestoreError, finish
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
+    RestoreError, finish, lock_timeout_message)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.roles import provide_roles
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.rollback import rollback_phase
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.selected import restore_selected
@@ -102,6 +104,13 @@ def run_restore(request, check_mode=False):
         else:
             restore_via_staging(request, backup, admin, major, live, staging, previous, result)
         return finish(result, started)
+    except DatabaseError as exc:
+        locked = lock_timeout_message(exc, request.lock_timeout)
+        if locked is None:
+            raise
+        # Up to the swap's commit a failure leaves the live database as it was (swap.py rolls the
+        # renames back and drops the staging database).
+        raise RestoreError("%s; the live database %s was left as it was" % (locked, quote_for_message(db)))
     finally:
         admin.close()
 
@@ -112,7 +121,11 @@ def _already_restored(request, admin, backup, live, result):
     record = bookkeeping.database(admin, live["oid"], request.database) if not request.force else None
     if record is None or record.kind != "restored" or record.record.get("sha256") != backup.sha256:
         return False
-    conn = pg_connection.connect(request.connection.with_database(request.database), autocommit=True)
+    # The proof counts the live database's rows: a table another session holds locked must not
+    # make it wait for ever (lock_timeout, as every session of the run).
+    params = request.connection.with_database(request.database)
+    params.options = " ".join(o for o in (params.options, "-c lock_timeout=%ds" % int(request.lock_timeout)) if o)
+    conn = pg_connection.connect(params, autocommit=True)
     try:
         same, why = provenance.unchanged(conn, record.record.get("proof"))
     finally:
