@@ -180,7 +180,7 @@ checks:
   elements: dict
 backups:
   description: The target's backups of O(database), newest first (O(action=list)) - name, time, good, problem,
-    detail, size_bytes, sha256, encryption.
+    detail, size_bytes, sha256, encryption, future (dated after now - a wrong clock; never the newest good copy).
   returned: list
   type: list
   elements: dict
@@ -194,6 +194,7 @@ duration_s:
   type: float
 """
 
+import datetime
 import errno
 import os
 import time
@@ -206,6 +207,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import spec
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.offsite import targets, transfer
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import apply as retention_apply
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import policy as retention_policy
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import StorageError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.posix import PosixStorage
@@ -214,13 +216,16 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.
 def listing(remote, database):
     """The target's backups of ``database``, newest first, as dicts; and the newest good one's name."""
     _scanned, candidates, _left_out, _ids = retention_apply.examine(remote, database, verify_checksums=False)
+    now = datetime.datetime.now(datetime.timezone.utc)
     backups = []
     for c in candidates:
         manifest = c.manifest or {}
         backups.append(dict(name=c.name, time=c.time.isoformat() if c.time else None, good=c.good,
                             problem=c.problem, detail=c.detail, size_bytes=manifest.get("size_bytes"),
-                            sha256=manifest.get("sha256"), encryption=manifest.get("encryption", "none")))
-    newest = next((b["name"] for b in backups if b["good"]), None)
+                            sha256=manifest.get("sha256"), encryption=manifest.get("encryption", "none"),
+                            future=bool(c.time and retention_policy.is_future(c, now))))
+    # A copy dated in the future (a wrong clock, or a planted one) is never the newest good one.
+    newest = next((b["name"] for b in backups if b["good"] and not b["future"]), None)
     return backups, newest
 
 

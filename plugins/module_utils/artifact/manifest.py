@@ -15,7 +15,8 @@ __metaclass__ = type
 import json
 import os
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.naming import MANIFEST_SUFFIX, manifest_name
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.naming import (
+    MANIFEST_SUFFIX, globals_name, manifest_name)
 
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -72,6 +73,11 @@ def validate_manifest(manifest):
         raise ManifestError("manifest version %s is newer than this collection understands (%s)"
                             % (manifest["manifest_version"], MANIFEST_VERSION))
     _validate_file_version(manifest, "")
+    entry = manifest.get("globals")
+    if entry is not None:
+        if not isinstance(entry, dict) or entry.get("name") != globals_name(manifest["backup_name"]):
+            raise ManifestError("the manifest's globals entry does not name %s" % globals_name(manifest["backup_name"]))
+        _validate_file_version(entry, "globals.")
     pending = manifest.get(REKEY_PENDING)
     if pending is not None:
         if not isinstance(pending, dict) or not isinstance(pending.get("recipients"), list):

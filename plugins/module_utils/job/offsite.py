@@ -14,12 +14,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import json
 import os
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import ConfigError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.offsite import targets, transfer
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import apply as retention_apply
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import policy as retention_policy
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import StorageError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.posix import PosixStorage
 
@@ -45,14 +47,15 @@ class TargetCopy(object):
 def read_targets(path):
     """[(name, settings)] of the targets file; ConfigError naming what is wrong (never a secret)."""
     try:
-        st = os.stat(path)
-        if st.st_mode & 0o077:
-            raise ConfigError("the off-site targets file %s can be read by others (mode %04o): it holds credentials; "
-                              "chmod 0600 it" % (path, st.st_mode & 0o7777))
-        if st.st_uid != os.geteuid():
-            raise ConfigError("the off-site targets file %s belongs to uid %d, not to the job's user (uid %d)"
-                              % (path, st.st_uid, os.geteuid()))
-        with open(path, "rb") as handle:
+        # The file that is checked is the file that is read: opened without following a symlink.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if st.st_mode & 0o077:
+                raise ConfigError("the off-site targets file %s can be read by others (mode %04o): it holds "
+                                  "credentials; chmod 0600 it" % (path, st.st_mode & 0o7777))
+            if st.st_uid != os.geteuid():
+                raise ConfigError("the off-site targets file %s belongs to uid %d, not to the job's user (uid %d)"
+                                  % (path, st.st_uid, os.geteuid()))
             raw = handle.read(MAX_TARGETS_FILE + 1)
     except OSError as exc:
         raise ConfigError("cannot read the off-site targets file %s: %s" % (path, exc.strerror))
@@ -94,7 +97,8 @@ def copy_to_targets(settings, result, log):
             log.add("offsite %s: %s %s to %s" % (name, copy.action, result["name"], copy.location))
             _scan, candidates, _left_out, _ids = retention_apply.examine(store, settings["database"],
                                                                          verify_checksums=False)
-            newest = next((c for c in candidates if c.good), None)
+            now = datetime.datetime.now(datetime.timezone.utc)
+            newest = next((c for c in candidates if c.good and not retention_policy.is_future(c, now)), None)
             copy.newest_copy_time = newest.time if newest is not None else None
         except (transfer.TransferError, targets.TargetError, StorageError, OSError, ValueError) as exc:
             copy.error = str(exc)

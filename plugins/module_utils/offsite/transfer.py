@@ -103,6 +103,8 @@ def copy(source, destination, name, check_mode=False, replace=True, level="check
     if action == REPLACED:
         _remove_copy(destination, name, manifest)
     for wanted in files_of(manifest):
+        if action == COPIED and _leftover(destination, wanted, replace):
+            continue  # an interrupted copy published it already, whole
         _copy_file(source, destination, wanted)
     raw = manifest_mod.dumps(manifest)
     try:
@@ -125,6 +127,26 @@ def _remove_copy(store, name, manifest):
                                         % (target, store.location, exc))
 
 
+def _leftover(store, wanted, replace):
+    """A file of a copy that was interrupted before its manifest (the manifest goes last): True when
+    it is there and hashes to the manifest (nothing to copy); when it differs, it is removed
+    (``replace``) or the copy is refused. False when it is not there."""
+    name = wanted[0]
+    entry = store.stat(name)
+    if entry is None:
+        return False
+    if _same_file(store, wanted, "checksum"):
+        return True
+    if not replace:
+        raise TransferError("%s is already in %s, without a manifest and with other content: left as it is (remove "
+                            "it, or pull into another directory)" % (name, store.location))
+    with store:
+        _entries, identities = store.entries()
+        if name in identities:
+            store.remove(name, identities[name])
+    return False
+
+
 def _copy_file(source, destination, wanted):
     """Stream one file; the destination publishes it only when it hashes to the manifest's sha256."""
     name, sha256, size = wanted
@@ -132,12 +154,16 @@ def _copy_file(source, destination, wanted):
     try:
         with source.open_read(name) as reader, destination.create(name, sha256=sha256) as writer:
             while True:
-                chunk = reader.read(CHUNK)
+                # Never more than the manifest's size (and one byte to notice more): a source that
+                # sends without end cannot fill the destination's disk.
+                chunk = reader.read(min(CHUNK, size - copied + 1))
                 if not chunk:
                     break
                 digest.update(chunk)
-                writer.write(chunk)
                 copied += len(chunk)
+                if copied > size:
+                    break
+                writer.write(chunk)
             if (digest.hexdigest(), copied) != (sha256, size):
                 raise TransferError(
                     "%s in %s does not match its manifest (sha256 %s, %d bytes; the manifest records %s, %d bytes): "

@@ -207,7 +207,8 @@ class _Credentials(object):
         self.session_token = session_token or None
 
     def secrets(self):
-        return [s for s in (self.secret_key, self.session_token) if s]
+        # The access key id too: the modules treat it as secret (no_log), so logs must as well.
+        return [s for s in (self.secret_key, self.session_token, self.access_key) if s]
 
     def __repr__(self):
         return "<credentials: %s>" % ("given, hidden" if self.access_key else "boto3's chain (environment, profile)")

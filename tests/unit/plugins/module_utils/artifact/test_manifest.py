@@ -98,3 +98,17 @@ def test_settled_takes_the_file_for_whichever_version_it_is():
         assert "rekey_pending" not in settled
     assert "rekey_pending" in manifest  # the manifest read is left as it is
     assert mf.settled(dict(GOOD), "c" * 64) == dict(GOOD) and mf.settled(None, "c" * 64) is None
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("x", "globals entry does not name"),
+    (dict(name="other.globals.sql", sha256="a" * 64, size_bytes=1), "globals entry does not name"),
+    (dict(name="db_backup_20261124_080001.sql.globals.sql", sha256="zz", size_bytes=1), "globals.sha256"),
+    (dict(name="db_backup_20261124_080001.sql.globals.sql", sha256="a" * 64), "globals.size_bytes"),
+])
+def test_a_globals_entry_must_name_the_backups_role_definitions(entry, words):
+    with pytest.raises(mf.ManifestError) as info:
+        mf.validate_manifest(dict(GOOD, manifest_version=1, globals=entry))
+    assert words in str(info.value)
+    good = dict(name="db_backup_20261124_080001.sql.globals.sql", sha256="a" * 64, size_bytes=1)
+    assert mf.validate_manifest(dict(GOOD, manifest_version=1, globals=good))

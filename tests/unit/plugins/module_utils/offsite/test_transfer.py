@@ -128,3 +128,59 @@ def test_check_copy_finds_a_truncated_or_changed_file(stores, damage, words):
     assert checks[1][0] == NAME and checks[1][1] is False and words in checks[1][2]
     if damage == "flip":  # the sizes agree: only the re-read finds it
         assert transfer.check_copy(remote, NAME, level="manifest")[1][1] is True
+
+
+def test_an_interrupted_copy_is_taken_up_again(stores, monkeypatch):
+    """Killed before its manifest: the next push keeps the file that is already whole and goes on;
+    a pull refuses a leftover with other content (a local backup is never replaced)."""
+    local, remote = stores
+    remote.ensure()
+    make_backup(local)
+    real_write = remote.write
+
+    def manifest_fails(name, *args, **kwargs):
+        if name.endswith(".manifest.json"):
+            raise OSError(104, "Connection reset by peer")
+        return real_write(name, *args, **kwargs)
+    monkeypatch.setattr(remote, "write", manifest_fails)
+    with pytest.raises(transfer.TransferError):
+        transfer.copy(local, remote, NAME)
+    monkeypatch.setattr(remote, "write", real_write)
+    assert names(remote) == [NAME, NAME + ".globals.sql"]
+    assert transfer.copy(local, remote, NAME)[0] == transfer.COPIED
+    assert all(passed for _n, passed, _d in transfer.check_copy(remote, NAME))
+    # A pull into a directory that holds a different file of that name, without a manifest.
+    os.unlink(os.path.join(local.location, NAME + ".manifest.json"))
+    with open(os.path.join(local.location, NAME), "wb") as handle:
+        handle.write(b"something else")
+    with pytest.raises(transfer.TransferError) as info:
+        transfer.copy(remote, local, NAME, replace=False)
+    assert "without a manifest and with other content" in str(info.value)
+    with open(os.path.join(local.location, NAME), "rb") as handle:
+        assert handle.read() == b"something else"
+
+
+def test_a_source_that_sends_more_than_the_manifest_says_is_cut_short(stores):
+    local, remote = stores
+    remote.ensure()
+    make_backup(local)
+    with open(os.path.join(local.location, NAME), "ab") as handle:
+        handle.write(b"z" * (5 * 1024 * 1024))  # far more than the manifest's size
+    reads = []
+    real_open = local.open_read
+
+    def counting_open(name):
+        stream = real_open(name)
+        real_read = stream.read
+
+        def read(size=-1):
+            data = real_read(size)
+            reads.append(len(data))
+            return data
+        stream.read = read
+        return stream
+    local.open_read = counting_open
+    with pytest.raises(transfer.TransferError) as info:
+        transfer.copy(local, remote, NAME)
+    assert "does not match its manifest" in str(info.value)
+    assert sum(reads) <= 300022 + 1 and names(remote) == []
