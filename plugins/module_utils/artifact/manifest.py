@@ -16,7 +16,7 @@ import json
 import os
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.naming import (
-    MANIFEST_SUFFIX, globals_name, manifest_name)
+    GLOBALS_SUFFIX, MANIFEST_SUFFIX, manifest_name)
 
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -75,8 +75,12 @@ def validate_manifest(manifest):
     _validate_file_version(manifest, "")
     entry = manifest.get("globals")
     if entry is not None:
-        if not isinstance(entry, dict) or entry.get("name") != globals_name(manifest["backup_name"]):
-            raise ManifestError("the manifest's globals entry does not name %s" % globals_name(manifest["backup_name"]))
+        # A plain role-definitions file name beside the backup (a copy renamed by hand keeps the
+        # original's), never a path, a hidden name or another kind of file.
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or "/" in name or name.startswith(".") or not name.endswith(GLOBALS_SUFFIX):
+            raise ManifestError("the manifest's globals entry does not name a role definitions file (*%s) beside "
+                                "the backup" % GLOBALS_SUFFIX)
         _validate_file_version(entry, "globals.")
     pending = manifest.get(REKEY_PENDING)
     if pending is not None:

@@ -102,13 +102,16 @@ def test_settled_takes_the_file_for_whichever_version_it_is():
 
 @pytest.mark.parametrize("entry, words", [
     ("x", "globals entry does not name"),
-    (dict(name="other.globals.sql", sha256="a" * 64, size_bytes=1), "globals entry does not name"),
+    (dict(name="db_backup_1.sql.manifest.json", sha256="a" * 64, size_bytes=1), "globals entry does not name"),
+    (dict(name="../db_backup_1.sql.globals.sql", sha256="a" * 64, size_bytes=1), "globals entry does not name"),
+    (dict(name=".db_backup_1.sql.globals.sql", sha256="a" * 64, size_bytes=1), "globals entry does not name"),
     (dict(name="db_backup_20261124_080001.sql.globals.sql", sha256="zz", size_bytes=1), "globals.sha256"),
     (dict(name="db_backup_20261124_080001.sql.globals.sql", sha256="a" * 64), "globals.size_bytes"),
 ])
-def test_a_globals_entry_must_name_the_backups_role_definitions(entry, words):
+def test_a_globals_entry_must_name_a_role_definitions_file_beside_the_backup(entry, words):
     with pytest.raises(mf.ManifestError) as info:
         mf.validate_manifest(dict(GOOD, manifest_version=1, globals=entry))
     assert words in str(info.value)
-    good = dict(name="db_backup_20261124_080001.sql.globals.sql", sha256="a" * 64, size_bytes=1)
-    assert mf.validate_manifest(dict(GOOD, manifest_version=1, globals=good))
+    for name in ("db_backup_20261124_080001.sql.globals.sql", "renamed_by_hand.sql.globals.sql"):
+        good = dict(name=name, sha256="a" * 64, size_bytes=1)
+        assert mf.validate_manifest(dict(GOOD, manifest_version=1, globals=good))
