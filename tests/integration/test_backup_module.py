@@ -320,7 +320,9 @@ def _pg_dump_of(database):
                 if handle.read().strip() != "pg_dump" or processes.version_probe(int(entry)):
                     continue
             with open("/proc/%s/environ" % entry, "rb") as handle:
-                if b"PGDATABASE=" + database.encode() in handle.read().split(b"\0"):
+                # Only this test's own run (a descendant of this process), never another run's pg_dump.
+                if b"PGDATABASE=" + database.encode() in handle.read().split(b"\0") \
+                        and processes.descends_from(int(entry), os.getpid()):
                     return int(entry)
         except OSError:
             continue
