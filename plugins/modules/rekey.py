@@ -262,11 +262,11 @@ def one_backup(module, rotate, name):
     """One backup brought to the new recipients (or, in check mode, planned): its entry in ``backups``."""
     entry = dict(name=name)
     try:
-        action, recipients, before = rotate.check(name)
+        action, recipients, before, planned = rotate.check(name)
         entry.update(action=action, sha256_before=before, sha256_after=before,
                      recipients_before=recipients_text(recipients))
         if not module.check_mode:
-            action, _before, after = rotate.run(name)
+            action, _before, after = rotate.run(name, planned)
             entry.update(action=action, sha256_after=after)
     except rotation.RekeyError as exc:
         entry.update(action="refused", detail=str(exc))

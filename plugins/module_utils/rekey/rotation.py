@@ -22,7 +22,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import contextlib
+import copy
 import datetime
 import errno
 import fcntl
@@ -107,6 +109,15 @@ def directory_locked(path):
         os.close(fd)
 
 
+Plan = collections.namedtuple("Plan", "backup action sha256 file_id")
+Plan.__doc__ = """A backup as read once: its action (``decide``), the sha256 its file had, and that
+file's identity (device, inode, size), which must be the same when the re-encrypted copy replaces it."""
+
+
+def file_id(stat):
+    return (stat.st_dev, stat.st_ino, stat.st_size)
+
+
 def now_text():
     return manifest_mod.utc_iso(datetime.datetime.now(UTC))
 
@@ -136,21 +147,29 @@ class Rotation(object):
         return backup
 
     def plan(self, name):
-        """(backup, action, its sha256 now) for the backup ``name``; reads it whole, writes nothing."""
+        """The Plan for the backup ``name``; reads it whole, writes nothing."""
         backup = self.inspect(name)
+        before = os.stat(backup.path)
         sha256, size = checksums.sha256_file(backup.path)
-        return backup, decide(backup.manifest, sha256, size, self.recipients), sha256
+        after = os.stat(backup.path)
+        if file_id(before) != file_id(after) or before.st_mtime_ns != after.st_mtime_ns:
+            raise RekeyError("the backup changed while it was read; left as it is")
+        return Plan(backup, decide(backup.manifest, sha256, size, self.recipients), sha256, file_id(after))
 
     def check(self, name):
         """What ``run`` would do to the backup ``name``, writing nothing: (action, the recipients its
-        file is for now). Checks that the identity opens it when it would be re-encrypted."""
-        backup, action, sha256 = self.plan(name)
-        backup.manifest = manifest_mod.settled(backup.manifest, sha256)
-        if action == FINISHED and not age_header.same_recipients(backup.manifest.get("recipients"), self.recipients):
+        file is for now, its sha256, the Plan to give ``run``). Checks that the identity opens it
+        when it would be re-encrypted."""
+        planned = self.plan(name)
+        backup, action = planned.backup, planned.action
+        settled = manifest_mod.settled(backup.manifest, planned.sha256)
+        if action == FINISHED and not age_header.same_recipients(settled.get("recipients"), self.recipients):
             action = REKEYED
         if action == REKEYED:
-            self.check_identity(backup)
-        return action, backup.manifest.get("recipients"), sha256
+            as_settled = copy.copy(backup)  # the Plan keeps the manifest as read, for run
+            as_settled.manifest = settled
+            self.check_identity(as_settled)
+        return action, settled.get("recipients"), planned.sha256, planned
 
     def check_identity(self, backup):
         """Whether the identity opens the backup (age checks the header and the first chunk)."""
@@ -162,24 +181,26 @@ class Rotation(object):
         if failure:
             raise RekeyError(self._cannot_decrypt(backup, failure[1]))
 
-    def run(self, name):
-        """Bring the backup ``name`` to the new recipients: (action, sha256 before, sha256 after)."""
-        backup, action, before = self.plan(name)
+    def run(self, name, planned=None):
+        """Bring the backup ``name`` to the new recipients: (action, sha256 before, sha256 after).
+        ``planned``: the Plan ``check`` made of it in this run (else it is read again here)."""
+        planned = planned or self.plan(name)
+        before = planned.sha256
         self._drop_staged(name)
-        if action == FINISHED:
-            self._write_manifest(name, finished(backup.manifest, now_text()))
-            backup, action, _sha = self.plan(name)
-            if action == UNCHANGED:
+        if planned.action == FINISHED:
+            self._write_manifest(name, finished(planned.backup.manifest, now_text()))
+            planned = self.plan(name)
+            if planned.action == UNCHANGED:
                 return FINISHED, before, before
-        if action == UNCHANGED:
+        if planned.action == UNCHANGED:
             return UNCHANGED, before, before
-        after = self._rotate(backup)
+        after = self._rotate(planned)
         return REKEYED, before, after
 
-    def _rotate(self, backup):
+    def _rotate(self, planned):
+        backup = planned.backup
         name, staged = backup.name, staged_name(backup.name)
         started_at = now_text()
-        identity_stat = os.stat(backup.path)
         if self.storage.free_bytes() < backup.size + 1024 * 1024:
             raise RekeyError("the re-encrypted copy needs %d bytes free beside it; %s has %d"
                              % (backup.size, self.storage.location, self.storage.free_bytes()))
@@ -202,8 +223,7 @@ class Rotation(object):
             manifest = with_pending(backup.manifest, stream.sha256, stream.size, self.recipients, started_at)
             self._write_manifest(name, manifest)
             failpoints.reached("rekey-pending")
-            now = os.stat(backup.path)
-            if (now.st_dev, now.st_ino) != (identity_stat.st_dev, identity_stat.st_ino):
+            if file_id(os.stat(backup.path)) != planned.file_id:
                 raise RekeyError("the backup was replaced while it was re-encrypted; left as it is")
             self.storage.promote(staged, name)
         except (RekeyError, StorageError) as exc:
