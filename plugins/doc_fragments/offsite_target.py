@@ -97,4 +97,58 @@ options:
       ca_bundle:
         description: CA bundle on the host for the S3 endpoint's certificate.
         type: path
+      object_lock_days:
+        description:
+          - S3 Object Lock - every object of a copy M(lift_simulator.postgresql.offsite) pushes (the backup, its role
+            definitions, its manifest) asks the server to retain it for this many days (1 or more); until then the
+            server refuses to delete that version of the object (an upload under the same name adds a version and
+            leaves it stored) - see O(target.object_lock_mode) and docs/offsite.md, "Immutable copies".
+          - The bucket must have Object Lock enabled (it is enabled when the bucket is made); a bucket without it is
+            an error before anything is uploaded. The date asked for is the server's time plus the days; the server
+            enforces it by its own clock. An object stored without the lock asked for fails the push.
+          - A copy already there is left as it is (its retention is not extended).
+          - M(lift_simulator.postgresql.prune) and M(lift_simulator.postgresql.backup_info) take the setting and do
+            not use it; prune never removes a copy the server still retains, with this setting or without.
+          - Unset, nothing is locked by this collection (a bucket's default retention still applies).
+        type: int
+      object_lock_mode:
+        description:
+          - The Object Lock mode of O(target.object_lock_days).
+          - V(COMPLIANCE) - nobody can delete the copy or shorten its retention before the date, not even the
+            bucket's owner or an administrator. What protects copies from an attacker holding this host's
+            credentials.
+          - V(GOVERNANCE) - principals with the permission C(s3:BypassGovernanceRetention) can delete early; for
+            trying Object Lock out, or where an administrator must be able to clean up. The host's own credentials
+            must not have that permission.
+        type: str
+        choices: [ COMPLIANCE, GOVERNANCE ]
+        default: COMPLIANCE
+"""
+
+    # The copy a restore or verify run takes from a target (restore, verify: with target).
+    SOURCE = r"""
+options:
+  name:
+    description:
+      - With O(target), the backup's name on the target, or V(latest) for the newest good copy of
+        O(database) there (never one dated in the future). Required with O(target).
+    type: str
+    version_added: 0.2.0
+  pull_dir:
+    description:
+      - With O(target), where the copy goes. A private directory (C(lift-pull-*), 0700) is made in
+        O(pull_dir) for the run and removed afterwards, whatever happens. By default it is made in
+        C(/var/tmp). It needs room for the backup.
+      - With O(keep_pulled=true) the copy goes into O(pull_dir) itself (made 0700 if missing) and stays
+        there. An identical copy there already is used as it is (nothing is pulled again); a different
+        backup of the same name there is never replaced (the run fails and says so).
+    type: path
+    version_added: 0.2.0
+  keep_pulled:
+    description:
+      - With O(target), keep the copy, with its role definitions and its manifest, in O(pull_dir)
+        (required then) after the run.
+    type: bool
+    default: false
+    version_added: 0.2.0
 """

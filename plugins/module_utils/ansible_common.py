@@ -129,6 +129,8 @@ def offsite_target_argument_spec(required=False):
         session_token=dict(type="str", no_log=True),
         validate_certs=dict(type="bool", default=True),
         ca_bundle=dict(type="path"),
+        object_lock_days=dict(type="int"),
+        object_lock_mode=dict(type="str", default="COMPLIANCE", choices=["COMPLIANCE", "GOVERNANCE"]),
     ), mutually_exclusive=[["private_key", "private_key_file"]],
         required_if=[["type", "sftp", ["host", "user", "directory"]], ["type", "s3", ["bucket"]]]))
 

@@ -121,6 +121,15 @@ options:
       ca_bundle:
         description: As O(lift_simulator.postgresql.offsite#module:target.ca_bundle).
         type: path
+      object_lock_days:
+        description: As O(lift_simulator.postgresql.offsite#module:target.object_lock_days); not used here (nothing is
+          uploaded).
+        type: int
+      object_lock_mode:
+        description: As O(lift_simulator.postgresql.offsite#module:target.object_lock_mode); not used here.
+        type: str
+        choices: [ COMPLIANCE, GOVERNANCE ]
+        default: COMPLIANCE
   database:
     description:
       - The name prefix of the backups to list, C(<database>_backup_...).
@@ -425,7 +434,13 @@ targets:
       type: float
       sample: 0.25
     backups:
-      description: The copies, newest first, with the fields of RV(backups) (C(path) is the location and the name).
+      description:
+        - The copies, newest first, with the fields of RV(backups) (C(path) is the location and the name).
+        - On an S3 target also C(object_lock), the S3 Object Lock of the copy's objects (the backup, its role
+          definitions, its manifest) as the server reports them - null when none of them carries one, else a dict
+          with C(retain_until) (the earliest retain-until date among them, UTC; null when one of them has none),
+          C(mode), C(legal_hold) (one of them is under a legal hold) and C(immutable) (the server retains every one of
+          them now, by its own clock).
       type: list
       elements: dict
     anomalies:
@@ -559,6 +574,10 @@ def listing(store, path, p, now):
         store, safe_component(p["database"]), p["include_legacy"], p["verify_checksums"],
         legacy_tz=None if p["legacy_timezone"] == "local" else UTC)
     backups = [describe(c, path, now) for c in candidates]
+    object_lock = getattr(store, "object_lock", None)  # S3 targets: the copies' Object Lock, as the server says
+    if object_lock is not None:
+        for backup, candidate in zip(backups, candidates):
+            backup["object_lock"] = copy_lock(object_lock, candidate)
     good = [b for b in backups if b["good"] and not b["future"]]
     future = [b for b in backups if b["future"]]
     result = empty_listing(path, True)
@@ -572,6 +591,19 @@ def listing(store, path, p, now):
         orphan_manifests=[os.path.join(path, entry.name) for entry in scanned.orphan_manifests],
         orphan_globals=[os.path.join(path, entry.name) for entry in scanned.orphan_globals])
     return result
+
+
+def copy_lock(object_lock, candidate):
+    """RV(targets[].backups[].object_lock) of a copy: ``object_lock(name)`` of each of its objects."""
+    names = [n for n in (candidate.name, candidate.globals_name, candidate.manifest_name) if n]
+    locks = [object_lock(n) for n in names]
+    if not any(locks):
+        return None
+    dates = [lock["retain_until"] if lock else None for lock in locks]
+    return dict(retain_until=(min(dates).strftime("%Y-%m-%dT%H:%M:%SZ") if None not in dates else None),
+                mode="/".join(sorted(set(lock["mode"] for lock in locks if lock and lock["mode"]))) or None,
+                legal_hold=any(lock["legal_hold"] for lock in locks if lock),
+                immutable=all(lock and lock["retained"] for lock in locks))
 
 
 def local_listing(module, result, now):

@@ -194,7 +194,6 @@ duration_s:
   type: float
 """
 
-import datetime
 import errno
 import os
 import time
@@ -206,27 +205,9 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import backup_files
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.options import spec
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.offsite import targets, transfer
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import apply as retention_apply
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import policy as retention_policy
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import path_trust
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import StorageError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.posix import PosixStorage
-
-
-def listing(remote, database):
-    """The target's backups of ``database``, newest first, as dicts; and the newest good one's name."""
-    _scanned, candidates, _left_out, _ids = retention_apply.examine(remote, database, verify_checksums=False)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    backups = []
-    for c in candidates:
-        manifest = c.manifest or {}
-        backups.append(dict(name=c.name, time=c.time.isoformat() if c.time else None, good=c.good,
-                            problem=c.problem, detail=c.detail, size_bytes=manifest.get("size_bytes"),
-                            sha256=manifest.get("sha256"), encryption=manifest.get("encryption", "none"),
-                            future=bool(c.time and retention_policy.is_future(c, now))))
-    # A copy dated in the future (a wrong clock, or a planted one) is never the newest good one.
-    newest = next((b["name"] for b in backups if b["good"] and not b["future"]), None)
-    return backups, newest
 
 
 def local_store(module, directory, label, paths=None):
@@ -242,18 +223,14 @@ def run(module, remote, result):
     p = module.params
     if p["action"] == "list":
         try:
-            result["backups"], result["newest_good"] = listing(remote, p["database"])
+            result["backups"], result["newest_good"] = transfer.listing(remote, p["database"])
         except StorageError as exc:
             if exc.errno != errno.ENOENT:
                 raise
             module.warn("%s does not exist yet: no copies" % result["target"])
             result["backups"], result["newest_good"] = [], None
         return
-    name = p["name"]
-    if name == "latest":
-        name = listing(remote, p["database"])[1]
-        if name is None:
-            raise transfer.TransferError("%s holds no good copy of %s" % (result["target"], p["database"]))
+    name = transfer.resolve(remote, p["name"], p["database"], result["target"])
     if p["action"] == "verify":
         checks = transfer.check_copy(remote, name, p["level"])
         manifest = transfer.source_manifest(remote, name) if checks[0][1] else {}
@@ -266,18 +243,16 @@ def run(module, remote, result):
         return
     if p["action"] == "push":
         path = os.path.abspath(p["path"])
-        name, destination = os.path.basename(path), remote
+        name = os.path.basename(path)
         source = local_store(module, os.path.dirname(path), "the backup", backup_files.trusted_paths(path))
         if not module.check_mode:
             remote.ensure()
+        action, manifest = transfer.copy(source, remote, name, check_mode=module.check_mode, level=p["level"])
     else:
         directory = os.path.abspath(p["dest_dir"])
         destination = local_store(module, directory, "the destination directory")
-        if not module.check_mode:
-            destination.ensure()
-        source, path = remote, os.path.join(directory, name)
-    action, manifest = transfer.copy(source, destination, name, check_mode=module.check_mode,
-                                     replace=p["action"] == "push", level=p["level"])
+        path = os.path.join(directory, name)
+        action, manifest = transfer.pull(remote, destination, name, check_mode=module.check_mode, level=p["level"])
     if p["action"] == "push" and manifest.get("encryption", "none") == "none":
         module.warn("%s is not encrypted: whoever holds %s can read it (docs/encryption.md)" % (name, result["target"]))
     result.update(name=name, copy=action, path=path, sha256=manifest["sha256"], size_bytes=manifest["size_bytes"],

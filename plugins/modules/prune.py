@@ -21,6 +21,13 @@ description:
     definitions) of O(database). There is no local directory then (O(directory_checks) is not used); results name
     the target's location, C(sftp://user@host:port/dir) or C(s3://bucket/prefix). Hidden temporaries are those of
     writers on this host that no longer run (SFTP), or multipart uploads unfinished for more than a day (S3).
+  - B(S3 Object Lock.) On an S3 target, before anything is removed, every object of each backup the rules would
+    remove (the backup, its role definitions, its manifest; and orphans) is looked at (HEAD), and a backup any of whose
+    objects the server still retains - a retain-until date not yet passed by the server's clock, or a legal hold -
+    is kept whole and listed in RV(retained) (rule C(object_lock) in RV(kept)); so a copy is never removed in part.
+    On a versioned bucket (every Object Lock bucket is one) a removal deletes the object's version for good, never
+    by a delete marker. A removal the server refuses anyway is an error naming the object and why; the backup's
+    later objects are left.
   - B(Good backups.) Only a backup with this collection's name C(<database>_backup_YYYYMMDD_HHMMSS)
     (C(.sql), C(.sql.gz), C(.sql.zst), C(.sql.lz4), C(.dump) or a directory archive) and a valid
     manifest whose C(backup_name) is that name, whose size matches the manifest and (with
@@ -144,6 +151,9 @@ attributes:
 notes:
   - With O(target), needs paramiko (Debian package C(python3-paramiko)) for SFTP and boto3 (C(python3-boto3)) for S3;
     the target's credentials never appear in arguments, logs or results.
+  - On a versioned S3 bucket the credentials need C(s3:DeleteObjectVersion) to remove, and (AWS) C(s3:GetObjectRetention)
+    and C(s3:GetObjectLegalHold) to see locks; without the latter a locked copy is not seen as retained, and the
+    server's refusal to remove it is reported as an error.
 seealso:
   - module: lift_simulator.postgresql.backup_info
   - module: lift_simulator.postgresql.backup
@@ -218,7 +228,8 @@ kept:
       description:
         - The rule that decided, for example C(keep_last), C(newest_good), C(keep_daily 2026-11-24),
           C(keep_weekly 2026-W48), C(keep_monthly 2026-11), C(within_max_age), C(zero_bytes_recent),
-          C(no_newer_good_backup).
+          C(no_newer_good_backup), C(object_lock) (the rules would remove it, the S3 server still retains it; see
+          RV(retained)).
       type: str
       sample: keep_daily 2026-11-24
     rules:
@@ -279,6 +290,46 @@ removed:
       rule: max_age_days
       reason: older than 90 days
       what: backup
+retained:
+  description:
+    - What the rules would remove but the S3 server still retains (Object Lock, legal hold), as it answered for each
+      object; each is also in RV(kept) with the rule C(object_lock). Empty on other storage.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The backup (or orphan's) name.
+      type: str
+      sample: lift_simulator_backup_20261101_020000.sql.zst.age
+    path:
+      description: Its location and name.
+      type: str
+      sample: s3://lift-backups/db1/lift_simulator_backup_20261101_020000.sql.zst.age
+    rule:
+      description: The rule that would have removed it (as in RV(removed)).
+      type: str
+      sample: max_age_days
+    what:
+      description: As in RV(kept).
+      type: str
+      sample: backup
+    retain_until:
+      description: The last retain-until date among its objects (UTC), or null (a legal hold only).
+      type: str
+      sample: "2026-12-31T08:00:01Z"
+    mode:
+      description: The Object Lock mode (or modes, joined by C(/)) of its objects.
+      type: str
+      sample: COMPLIANCE
+    legal_hold:
+      description: Whether one of its objects is under a legal hold.
+      type: bool
+      sample: false
+    objects:
+      description: Each object the server retains, with its C(name), C(retain_until), C(mode) and C(legal_hold).
+      type: list
+      elements: dict
 left_alone:
   description:
     - Backup-named entries left alone, and why (symlinks, earlier processes' backups without
@@ -376,7 +427,7 @@ def main():
         rules = retention.Rules.from_options(p, p["calendar_timezone"])
     except retention.RetentionError as exc:
         module.fail_json(msg=str(exc))
-    result = dict(changed=False, path=path, kept=[], removed=[], left_alone=[])
+    result = dict(changed=False, path=path, kept=[], removed=[], left_alone=[], retained=[])
     options = dict(database=p["database"], include_legacy=p["include_legacy"], verify_checksums=p["verify_checksums"],
                    legacy_tz=None if p["legacy_timezone"] == "local" else UTC, check_mode=module.check_mode)
     # The scan, the plan and the removal are shared with the scheduled job (module_utils/retention/apply.py).
@@ -394,6 +445,7 @@ def main():
         module.exit_json(**result)
     result["kept"] = outcome.kept_results()
     result["removed"] = outcome.removed_results()
+    result["retained"] = outcome.retained_results()
     result["left_alone"] = outcome.left_alone()
     result["changed"] = bool(outcome.plan.removed)
     if module._diff:

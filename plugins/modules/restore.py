@@ -48,6 +48,13 @@ description:
     C(changed=false) only while the database provably still holds exactly that (no row, definition
     or sequence changed since); otherwise, or with O(force=true), it restores again. The database
     comment is left to the operator.
+  - B(From an off-site copy.) With O(target) and O(name) instead of O(path), the backup comes from an
+    SFTP server or an S3-compatible bucket (docs/offsite.md), pulled as
+    M(lift_simulator.postgresql.offsite) pulls it - each file checked against the target's manifest
+    while it streams, the manifest last - into a private directory (O(pull_dir)), hashed again on the
+    host, and then restored exactly as a backup on the host is. A copy that fails a check is removed
+    and never restored, and the live database is not touched. RV(source) says where the backup came
+    from (the target without credentials, the name, the sha256, the age).
   - Restores of the same database are serialised with an advisory lock (a session of a role that
     may not restore holding it is named in the error); staging databases and transient roles of
     killed runs are dropped by the next run, which also lets a live database whose swap was
@@ -56,9 +63,19 @@ options:
   path:
     description:
       - The backup file (or directory-format folder) on the database host.
-      - Required unless O(phase=swap) or O(phase=rollback), which do not read a backup.
+      - Required unless O(target) gives the backup, or O(phase=swap) or O(phase=rollback), which do not
+        read a backup. Mutually exclusive with O(target).
     type: path
     aliases: [ backup ]
+  target:
+    description:
+      - The off-site target (an SFTP server or an S3-compatible bucket, as
+        M(lift_simulator.postgresql.offsite) takes it) the backup O(name) is taken from, instead of
+        O(path). The copy is pulled into a private directory (O(pull_dir)), each file checked against
+        the target's manifest as it streams, hashed again on the host, then restored as a backup on
+        the host is; a copy that fails a check is removed and never restored.
+      - With O(phase=full) or O(phase=stage). Its credentials never appear in arguments, logs or results.
+    version_added: 0.2.0
   database:
     description: The database to restore.
     type: str
@@ -164,16 +181,25 @@ extends_documentation_fragment:
   - lift_simulator.postgresql.loading
   - lift_simulator.postgresql.directory_checks
   - lift_simulator.postgresql.encryption.identity
+  - lift_simulator.postgresql.offsite_target
+  - lift_simulator.postgresql.offsite_target.source
 attributes:
   check_mode:
     support: full
-    details: Check mode verifies the backup and reports the plan (strategy and database names).
+    details:
+      - Check mode verifies the backup and reports the plan (strategy and database names).
+      - With O(target) it pulls nothing. It re-reads the copy on the target and checks it against its manifest,
+        and reports that it would pull and restore it; when O(keep_pulled) finds an identical copy in O(pull_dir),
+        that copy is verified and the plan is the one for it.
   diff_mode:
     support: none
   idempotent:
     support: full
-    details: The second restore of the same backup is a no-op while the database provably still holds what the
-      backup holds, except for selective restores (O(tables)), which load again.
+    details:
+      - The second restore of the same backup is a no-op while the database provably still holds what the
+        backup holds, except for selective restores (O(tables)), which load again.
+      - From O(target) the copy is pulled again for the run (or found in O(pull_dir) with O(keep_pulled)); the
+        restore is a no-op all the same. C(changed) is also true when O(keep_pulled) left a new copy.
 notes:
   - Connect as a superuser (normally C(postgres) over the local socket, with C(become_user=postgres)).
     The module creates, renames and drops databases and a transient loading role, and keeps its records
@@ -228,10 +254,42 @@ database:
   returned: always
   type: str
 backup:
-  description: The backup restored (O(path)); null for O(phase=rollback).
+  description: The backup restored (O(path), or where the copy from O(target) was pulled to); null for
+    O(phase=rollback) and when check mode pulled nothing.
   returned: always
   type: str
   sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+source:
+  description:
+    - With O(target), where the backup came from. C(target) (the target without credentials), C(type),
+      C(requested) (O(name) as given), C(name), C(sha256), C(size_bytes), C(format), C(compression),
+      C(encryption), C(source_host) and C(taken_at) (from the copy's manifest), C(age_s) (seconds since
+      C(taken_at) by this host's clock).
+    - C(path) (where the copy was pulled to; gone after the run unless C(kept)), C(kept), C(copy) (V(copied), or
+      V(unchanged) for an identical copy kept earlier), C(checks) (each check of the copy - on the target in check
+      mode, on the host otherwise - with name, passed, skipped, detail) and C(pull_s).
+    - On failure, as much of it as was known.
+  returned: when O(target) is set
+  type: dict
+  sample:
+    target: sftp://lift@backup.example.net:22/srv/copies/db1
+    type: sftp
+    requested: latest
+    name: lift_simulator_backup_20261124_080001.sql.zst.age
+    sha256: 00ab1e8f4c52d2b0a1e4a8b4f4bd07b1b8d7a7e4f0d1a2b3c4d5e6f708192a3b
+    size_bytes: 13930333
+    format: plain
+    compression: zstd
+    encryption: age
+    source_host: db1
+    taken_at: "2026-11-24T08:00:01.123456Z"
+    age_s: 70200.5
+    path: /var/tmp/lift-pull-3x9k2a/lift_simulator_backup_20261124_080001.sql.zst.age
+    kept: false
+    copy: copied
+    checks: [{"name": "on the host: lift_simulator_backup_20261124_080001.sql.zst.age", "passed": true,
+              "detail": "sha256 00ab... matches the manifest"}]
+    pull_s: 1.27
 tables:
   description: The tables whose data was restored (O(tables)); empty for a whole-database restore.
   returned: always
@@ -308,16 +366,56 @@ removed_leftovers:
   elements: str
 """
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
-    directory_checks_argument_spec, loading_argument_spec)
+    directory_checks_argument_spec, loading_argument_spec, offsite_target_argument_spec, target_settings)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.offsite import source as remote_source
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.offsite import targets, transfer
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import DatabaseError, PgError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.request import (
     RestoreError, RestoreRequest, keep_previous_count)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.strategies import run_restore
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.secret_file import SecretFileError, secret_or_file
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import StorageError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.path_trust import UntrustedPathError
+
+# What makes a copy from a target unusable: nothing was restored then.
+SOURCE_ERRORS = (transfer.TransferError, targets.TargetError, StorageError, UntrustedPathError)
+
+
+def planned_from_target(request, copy, started):
+    """Check mode with nothing local to read: the copy on the target was checked; the plan."""
+    info = copy.info
+    return dict(database=request.database, strategy=request.strategy, backup=None, tables=list(request.tables),
+                previous_database=None, previous_dropped=False, removed_previous=[], staging_database=None,
+                downtime_s=0.0, changed=True, sha256=info["sha256"], format=info["format"], checks=info["checks"],
+                duration_s=round(time.monotonic() - started, 3),
+                msg="check mode: would pull %s from %s (checked there against its manifest, sha256 %s) into a private "
+                    "directory, hash it again on the host, verify it and restore it into %s (strategy %s)"
+                    % (info["name"], info["target"], info["sha256"], request.database, request.strategy))
+
+
+def restore_from_target(module, request, source):
+    """The restore of a copy from the target: pulled and checked (offsite/source.py), restored as a
+    backup on the host is. ``source`` (the result's) is filled in as the copy becomes known."""
+    p = module.params
+    started = time.monotonic()
+    with remote_source.remote_copy(target_settings(p["target"]), p["name"], p["database"], pull_dir=p["pull_dir"],
+                                   keep=p["keep_pulled"], check_mode=module.check_mode,
+                                   directory_checks=p["directory_checks"], info=source) as copy:
+        for warning in copy.warnings:
+            module.warn(warning)
+        if copy.path is None:
+            return planned_from_target(request, copy, started)
+        request.backup_path = copy.path
+        result = run_restore(request, check_mode=module.check_mode)
+        if p["keep_pulled"] and copy.info["copy"] != transfer.UNCHANGED:
+            result["changed"] = True  # a new copy stays on the host
+        return result
 
 
 def main():
@@ -325,8 +423,12 @@ def main():
     argument_spec.update(checks_argument_spec())
     argument_spec.update(loading_argument_spec())
     argument_spec.update(directory_checks_argument_spec())
+    argument_spec.update(offsite_target_argument_spec(required=False))
     argument_spec.update(
         path=dict(type="path", aliases=["backup"]),
+        name=dict(type="str"),
+        pull_dir=dict(type="path"),
+        keep_pulled=dict(type="bool", default=False),
         database=dict(type="str", default="lift_simulator", aliases=["db"]),
         owner=dict(type="str", default="lift_admin"),
         strategy=dict(type="str", default="swap", choices=["swap", "create", "replace"]),
@@ -345,9 +447,13 @@ def main():
         identity_file=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE + [["identity", "identity_file"]],
-                           required_if=[["phase", "swap", ["staging_database"]], ["phase", "full", ["path"]],
-                                        ["phase", "stage", ["path"]]])
+                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE + [["identity", "identity_file"],
+                                                                               ["path", "target"]],
+                           required_together=[["target", "name"]],
+                           required_by={"name": "target", "pull_dir": "target"},
+                           required_if=[["phase", "swap", ["staging_database"]], ["phase", "full", ["path", "target"], True],
+                                        ["phase", "stage", ["path", "target"], True],
+                                        ["keep_pulled", True, ["target", "pull_dir"]]])
     p = module.params
     if p["truncate"] and not p["tables"]:
         module.fail_json(msg="truncate applies to a selective restore: set tables too")
@@ -357,10 +463,19 @@ def main():
         module.fail_json(msg="phase rollback puts a previous database back; tables and strategy do not apply")
     if p["phase"] != "full" and p["strategy"] == "replace":
         module.fail_json(msg="strategy replace has no phases: it drops the database before restoring")
+    if p["target"] and p["phase"] not in ("full", "stage"):
+        module.fail_json(msg="target gives the backup a restore reads (phase full or stage); phase %s reads none"
+                         % p["phase"])
     try:
         keep_previous = keep_previous_count(p["keep_previous"])
     except RestoreError as exc:
         module.fail_json(msg=str(exc))
+    source = {}
+    if p["target"]:
+        try:
+            source.update(target=targets.describe(target_settings(p["target"])), requested=p["name"])
+        except targets.TargetError as exc:
+            module.fail_json(msg="target: %s; nothing was changed" % exc)
     request = RestoreRequest(
         connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
         owner=p["owner"], strategy=p["strategy"], keep_previous=keep_previous, force=p["force"],
@@ -370,18 +485,30 @@ def main():
         privileges=p["privileges"], lock_timeout=p["lock_timeout"],
         directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"], create_roles=p["create_roles"],
         rollback_to=p["rollback_to"])
+    extra = dict(source=source) if p["target"] else {}
     try:
         with secret_or_file(p["identity"], p["identity_file"], "lift-age-identity") as request.identity:
-            result = run_restore(request, check_mode=module.check_mode)
+            if p["target"]:
+                result = restore_from_target(module, request, source)
+            else:
+                result = run_restore(request, check_mode=module.check_mode)
     except SecretFileError as exc:
-        module.fail_json(msg="identity_file: %s; nothing was changed" % exc)
+        module.fail_json(msg="identity_file: %s; nothing was changed" % exc, **extra)
+    except SOURCE_ERRORS as exc:
+        module.fail_json(msg="restore of %s from %s into %s failed, nothing was restored: %s"
+                         % (source.get("name") or p["name"], source.get("target"), p["database"], exc), **extra)
     except (RestoreError, PgError, DatabaseError) as exc:
-        what = ("rollback of %s" % p["database"] if p["phase"] == "rollback"
-                else "restore of %s into %s" % (p["path"] or p["staging_database"], p["database"]))
+        if p["phase"] == "rollback":
+            what = "rollback of %s" % p["database"]
+        elif p["target"]:
+            what = "restore of %s from %s into %s" % (source.get("name"), source.get("target"), p["database"])
+        else:
+            what = "restore of %s into %s" % (p["path"] or p["staging_database"], p["database"])
         module.fail_json(msg="%s failed: %s" % (what, exc),
-                         checks=getattr(exc, "checks", []), stderr_tail=getattr(exc, "stderr", "") or "")
+                         checks=getattr(exc, "checks", []), stderr_tail=getattr(exc, "stderr", "") or "", **extra)
     for warning in result.pop("warnings", []):
         module.warn(warning)
+    result.update(extra)
     module.exit_json(**result)
 
 

@@ -12,7 +12,8 @@ module: verify
 short_description: Prove that a backup is good, quickly or by restoring it
 version_added: 0.1.0
 description:
-  - Runs on the database host. Never changes anything lasting (C(changed=false)); fails when the
+  - Runs on the database host. Never changes anything lasting (C(changed=false); a copy from O(target)
+    kept with O(keep_pulled) is the one exception); fails when the
     verification fails, with a message that names each failing check.
   - B(level=quick) needs no database. The backup exists and is not empty; its sha256 (and size)
     equal the manifest's, and the manifest belongs to this file; a plain dump starts with
@@ -27,6 +28,12 @@ description:
     all successful, with the manifest's latest version; lift_system count; version count per
     system_key; published versions per system, all compared with the figures the backup recorded in
     its snapshot); and the operator's O(checks).
+  - B(From an off-site copy.) With O(target) and O(name) instead of O(path), the backup comes from an
+    SFTP server or an S3-compatible bucket (docs/offsite.md), pulled as
+    M(lift_simulator.postgresql.offsite) pulls it - each file checked against the target's manifest
+    while it streams, the manifest last - into a private directory (O(pull_dir)) that is removed
+    afterwards, hashed again on the host, then verified exactly as a backup on the host is. A copy
+    that fails a check is removed and the verification fails. RV(source) says where it came from.
   - Accepts backups made by earlier processes, which have no manifest (plain C(.sql), custom-format
     C(.backup), gzip-compressed plain). It says so in a warning and checks what it can.
 options:
@@ -34,9 +41,17 @@ options:
     description:
       - The backup file (or directory-format folder). Its manifest is read from
         C(<path>.manifest.json) when present.
+      - Required unless O(target) gives the backup; mutually exclusive with it.
     type: path
-    required: true
     aliases: [ backup ]
+  target:
+    description:
+      - The off-site target (an SFTP server or an S3-compatible bucket, as
+        M(lift_simulator.postgresql.offsite) takes it) the backup O(name) is taken from, instead of
+        O(path). The copy is pulled into a private directory (O(pull_dir)), each file checked against
+        the target's manifest as it streams, hashed again on the host, then verified as a backup on the
+        host is. Its credentials never appear in arguments, logs or results.
+    version_added: 0.2.0
   level:
     description:
       - V(quick) checks the file; V(restore) also restores it into a scratch database and checks that.
@@ -46,7 +61,7 @@ options:
   database:
     description:
       - Name the scratch database is derived from when the backup has no manifest (a manifest's
-        database name is used otherwise).
+        database name is used otherwise); with O(target) and O(name=latest), whose backups V(latest) picks from.
     type: str
     default: lift_simulator
     aliases: [ db ]
@@ -83,16 +98,22 @@ extends_documentation_fragment:
   - lift_simulator.postgresql.loading
   - lift_simulator.postgresql.directory_checks
   - lift_simulator.postgresql.encryption.identity
+  - lift_simulator.postgresql.offsite_target
+  - lift_simulator.postgresql.offsite_target.source
 attributes:
   check_mode:
     support: full
-    details: Check mode only reads. O(level=quick) runs as usual; O(level=restore) runs the quick verification and
-      reports the restore test it would run, without creating the scratch database. O(report_path) is not
-      written in check mode.
+    details:
+      - Check mode only reads. O(level=quick) runs as usual; O(level=restore) runs the quick verification and
+        reports the restore test it would run, without creating the scratch database. O(report_path) is not
+        written in check mode.
+      - With O(target) it pulls nothing. It re-reads the copy on the target and checks it against its manifest;
+        when O(keep_pulled) finds an identical copy in O(pull_dir), that copy is verified as well.
   diff_mode:
     support: none
   idempotent:
     support: full
+    details: C(changed) is true only when O(keep_pulled) left a new copy in O(pull_dir).
 notes:
   - Level restore connects as O(login_user), which must be a superuser (normally C(postgres) over the
     local socket), because it creates and drops the scratch database and the transient loading role. The
@@ -129,10 +150,23 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: The backup verified (O(path)).
+  description: The backup verified (O(path), or where the copy from O(target) was pulled to; null when check mode
+    pulled nothing).
   returned: always
   type: str
   sample: /var/backups/lift_simulator/lift_simulator_backup_20261124_080001.sql
+source:
+  description:
+    - With O(target), where the backup came from. C(target) (the target without credentials), C(type),
+      C(requested) (O(name) as given), C(name), C(sha256), C(size_bytes), C(format), C(compression),
+      C(encryption), C(source_host) and C(taken_at) (from the copy's manifest), C(age_s) (seconds since
+      C(taken_at) by this host's clock).
+    - C(path) (where the copy was pulled to; gone after the run unless C(kept)), C(kept), C(copy) (V(copied), or
+      V(unchanged) for an identical copy kept earlier), C(checks) (each check of the copy - on the target in check
+      mode, on the host otherwise - with name, passed, skipped, detail) and C(pull_s).
+    - On failure, as much of it as was known.
+  returned: when O(target) is set
+  type: dict
 level:
   description: The verification level (O(level)).
   returned: always
@@ -208,9 +242,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.ansible_common import (
     CONNECTION_MUTUALLY_EXCLUSIVE, checks_argument_spec, connection_argument_spec, connection_params,
-    directory_checks_argument_spec, loading_argument_spec)
+    directory_checks_argument_spec, loading_argument_spec, offsite_target_argument_spec, target_settings)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import backup_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.offsite import source as remote_source
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.offsite import targets, transfer
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.clients import find_client_binary
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import DatabaseError, PgError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.opening import backup_warnings
@@ -219,8 +255,21 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore.
     RestoreError, RestoreRequest)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.atomic_files import (
     ensure_private_dir, write_file_atomic)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import StorageError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.path_trust import UntrustedPathError
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify.by_restore import run_verify_restore
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify.quick import verify_quickly
+
+# What makes a copy from a target unusable: the verification fails then.
+SOURCE_ERRORS = (transfer.TransferError, targets.TargetError, StorageError, UntrustedPathError)
+
+
+class RemoteChecked(Exception):
+    """Check mode with nothing local to read: the copy on the target was checked, nothing else."""
+
+    def __init__(self, info):
+        Exception.__init__(self, "checked on the target")
+        self.info = info
 
 
 def quick(module, path, bin_dir, identity):
@@ -230,14 +279,14 @@ def quick(module, path, bin_dir, identity):
     return backup, checks, {}, None, round(time.monotonic() - started, 3)
 
 
-def run_level(module, identity):
+def run_level(module, path, identity):
     """The verification the options ask for: (backup, checks, row counts, scratch database, seconds)."""
     p = module.params
     if p["level"] == "quick" or module.check_mode:
         # Check mode never creates the scratch database: only the reading part runs.
-        return quick(module, p["path"], p["bin_dir"], identity)
+        return quick(module, path, p["bin_dir"], identity)
     request = RestoreRequest(
-        connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
+        connection=connection_params(module, p["database"]), backup_path=path, database=p["database"],
         owner=p["owner"], jobs=p["jobs"], bin_dir=p["bin_dir"], checks=p["checks"],
         app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], load_as=p["load_as"],
         load_host=p["load_host"], privileges=p["privileges"], lock_timeout=p["lock_timeout"],
@@ -245,13 +294,35 @@ def run_level(module, identity):
     return run_verify_restore(request)
 
 
+def run_from_target(module, identity, source, result):
+    """The verification of a copy from the target: pulled and checked (offsite/source.py), then
+    verified as a backup on the host is. ``source`` and ``result`` are filled in as the copy
+    becomes known."""
+    p = module.params
+    with remote_source.remote_copy(target_settings(p["target"]), p["name"], p["database"], pull_dir=p["pull_dir"],
+                                   keep=p["keep_pulled"], check_mode=module.check_mode,
+                                   directory_checks=p["directory_checks"], info=source) as copy:
+        result["path"] = copy.path
+        for warning in copy.warnings:
+            module.warn(warning)
+        if copy.path is None:
+            raise RemoteChecked(copy.info)
+        if p["keep_pulled"] and copy.info["copy"] != transfer.UNCHANGED:
+            result["changed"] = True  # a new copy stays on the host
+        return run_level(module, copy.path, identity)
+
+
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(checks_argument_spec())
     argument_spec.update(loading_argument_spec())
     argument_spec.update(directory_checks_argument_spec())
+    argument_spec.update(offsite_target_argument_spec(required=False))
     argument_spec.update(
-        path=dict(type="path", required=True, aliases=["backup"]),
+        path=dict(type="path", aliases=["backup"]),
+        name=dict(type="str"),
+        pull_dir=dict(type="path"),
+        keep_pulled=dict(type="bool", default=False),
         level=dict(type="str", default="quick", choices=["quick", "restore"]),
         database=dict(type="str", default="lift_simulator", aliases=["db"]),
         owner=dict(type="str", default="lift_admin"),
@@ -263,19 +334,41 @@ def main():
         identity_file=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE + [["identity", "identity_file"]])
+                           mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE + [["identity", "identity_file"],
+                                                                               ["path", "target"]],
+                           required_one_of=[["path", "target"]],
+                           required_together=[["target", "name"]],
+                           required_by={"name": "target", "pull_dir": "target"},
+                           required_if=[["keep_pulled", True, ["target", "pull_dir"]]])
     p = module.params
     result = dict(changed=False, path=p["path"], level=p["level"])
+    source = {}
+    what = p["path"]
+    if p["target"]:
+        try:
+            source.update(target=targets.describe(target_settings(p["target"])), requested=p["name"])
+        except targets.TargetError as exc:
+            module.fail_json(msg="target: %s" % exc, **result)
+        result["source"] = source
+        what = "%s from %s" % (p["name"], source["target"])
     try:
         try:
             # The identity (if any) is open for the whole run: the quick checks and the scratch restore.
             with secret_or_file(p["identity"], p["identity_file"], "lift-age-identity") as identity:
-                backup, checks, counts, scratch, duration = run_level(module, identity)
+                if p["target"]:
+                    backup, checks, counts, scratch, duration = run_from_target(module, identity, source, result)
+                else:
+                    backup, checks, counts, scratch, duration = run_level(module, p["path"], identity)
         except SecretFileError as exc:
             raise backup_files.BackupFileError("identity_file: %s" % exc)
-    except (backup_files.BackupFileError, RestoreError, PgError, DatabaseError) as exc:
-        checks = getattr(exc, "checks", None) or [checklist.check("backup", False, str(exc))]
-        result.update(msg="verification of %s failed: %s" % (p["path"], exc), checks=checks,
+    except RemoteChecked as checked:
+        exit_checked_on_target(module, result, checked.info)
+    except (backup_files.BackupFileError, RestoreError, PgError, DatabaseError) + SOURCE_ERRORS as exc:
+        if source.get("name"):
+            what = "%s from %s" % (source["name"], source["target"])
+        checks = getattr(exc, "checks", None) or [checklist.check("source" if isinstance(exc, SOURCE_ERRORS)
+                                                                  else "backup", False, str(exc))]
+        result.update(msg="verification of %s failed: %s" % (what, exc), checks=checks,
                       failed_checks=[c["name"] for c in checklist.failing(checks)],
                       stderr_tail=getattr(exc, "stderr", "") or "")
         write_report(module, result)
@@ -290,10 +383,24 @@ def main():
         module.warn(warning)
     write_report(module, result)
     if result["failed_checks"]:
-        module.fail_json(msg="verification of %s failed: %s" % (p["path"], checklist.summary(checks)), **result)
-    result["msg"] = "%s: %s" % (os.path.basename(p["path"].rstrip("/")), checklist.summary(checks))
+        module.fail_json(msg="verification of %s failed: %s" % (what, checklist.summary(checks)), **result)
+    result["msg"] = "%s: %s" % (os.path.basename(result["path"].rstrip("/")), checklist.summary(checks))
+    if p["target"]:
+        result["msg"] += " (from %s)" % source["target"]
     if module.check_mode and p["level"] == "restore":
         result["msg"] += "; check mode: would restore it into a scratch database and check it there"
+    module.exit_json(**result)
+
+
+def exit_checked_on_target(module, result, info):
+    """Check mode with nothing pulled: what the target's copy showed, and what the run would do."""
+    checks = [checklist.check(c["name"], c["passed"], c["detail"]) for c in info["checks"]]
+    # keep_pulled would leave a copy on the host.
+    result.update(changed=bool(module.params["keep_pulled"]), format=info["format"], compression=info["compression"], encryption=info["encryption"],
+                  size_bytes=info["size_bytes"], sha256=info["sha256"], manifest=True, checks=checks, row_counts={},
+                  duration_s=info["pull_s"], failed_checks=[],
+                  msg="%s on %s: %s; check mode: would pull it, hash it again on the host and verify it (level %s)"
+                      % (info["name"], info["target"], checklist.summary(checks), module.params["level"]))
     module.exit_json(**result)
 
 

@@ -16,7 +16,7 @@ import pytest
 from agekeys import encrypted_backup, keys  # noqa: F401 pylint: disable=unused-import
 from helpers import backup, clone_database, drop_databases, listing, run_module, sha256_file
 from s3server import s3_server  # noqa: F401 pylint: disable=unused-import
-from sftpserver import TEST_USER, sftp_server_fixture  # noqa: F401 pylint: disable=unused-import
+from sftpserver import damage_file, sftp_server_fixture  # noqa: F401 pylint: disable=unused-import
 
 PREFIX = "offsite_"
 
@@ -33,21 +33,8 @@ def target(request):
     """A target's module settings on a real server, and a function that damages a remote file."""
     if request.param == "sftp":
         server = request.getfixturevalue("sftp_server")
-        directory = os.path.join(server.root, "copies-%s" % request.node.name.replace("[", "-").strip("]"))
-        settings = dict(type="sftp", host=server.host, port=server.port, user=TEST_USER, directory=directory,
-                        private_key=server.private(), known_hosts=server.known_hosts)
-
-        def damage(name, how):
-            path = os.path.join(directory, name)
-            with open(path, "r+b") as handle:
-                if how == "truncate":
-                    handle.truncate(os.path.getsize(path) // 2)
-                else:
-                    handle.seek(os.path.getsize(path) // 2)
-                    byte = handle.read(1)
-                    handle.seek(-1, 1)
-                    handle.write(bytes([byte[0] ^ 1]))
-        return settings, damage
+        settings = server.target_settings("copies-%s" % request.node.name.replace("[", "-").strip("]"))
+        return settings, lambda name, how: damage_file(os.path.join(settings["directory"], name), how)
     server = request.getfixturevalue("s3_server")
     prefix = "copies/%s" % request.node.name.replace("[", "-").strip("]")
     settings = dict(server.target_settings(), prefix=prefix)

@@ -23,7 +23,7 @@ import pytest
 from helpers import backup, clone_database, drop_databases, run_module, undocumented_keys
 from pglab import postgres_owned_dir, run_playbook
 from s3server import s3_server  # noqa: F401 pylint: disable=unused-import
-from sftpserver import TEST_USER, sftp_server_fixture  # noqa: F401 pylint: disable=unused-import
+from sftpserver import TEST_USER, damage_file, sftp_server_fixture  # noqa: F401 pylint: disable=unused-import
 
 PREFIX = "offret_"
 UTC = datetime.timezone.utc
@@ -101,15 +101,7 @@ class SFTPRemote(Remote):
         os.remove(os.path.join(self.root, name))
 
     def damage(self, name, how):
-        path = os.path.join(self.root, name)
-        with open(path, "r+b") as handle:
-            if how == "truncate":
-                handle.truncate(os.path.getsize(path) // 2)
-            else:
-                handle.seek(os.path.getsize(path) // 2)
-                byte = handle.read(1)
-                handle.seek(-1, 1)
-                handle.write(bytes([byte[0] ^ 1]))
+        damage_file(os.path.join(self.root, name), how)
 
 
 class S3Remote(Remote):

@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import errno
 import hashlib
 import json
@@ -46,6 +47,15 @@ def open_storage(server, prefix=None, **options):
                     part_size=5 * MIB, max_attempts=2)
     settings.update(options)
     return s3.S3Storage(server.bucket, **settings)
+
+
+def storage_settings(server, **options):
+    """open_storage's settings without the bucket, under a prefix of their own."""
+    settings = dict(prefix="t-%s/sub" % uuid.uuid4().hex[:10], endpoint_url=server.endpoint, region="us-east-1",
+                    addressing_style="path", access_key=server.access_key, secret_key=server.secret_key,
+                    part_size=5 * MIB, max_attempts=2)
+    settings.update(options)
+    return settings
 
 
 def uploads_of(server, store, name=None):
@@ -222,6 +232,68 @@ def test_remove_takes_only_what_was_listed(s3_server):
     store.remove("a.sql", identities["a.sql"])
     store.remove("a.sql", identities["a.sql"])  # gone already: nothing to do
     assert sorted(store.entries()[1]) == ["b.sql"]
+
+
+LOCKED_BUCKET = "lift-locked-storage"
+
+
+@pytest.fixture(scope="module")
+def locked_bucket(s3_server):
+    """A bucket made with Object Lock enabled (and so versioned)."""
+    return s3_server.create_locked_bucket(LOCKED_BUCKET)
+
+
+def test_on_a_versioned_bucket_remove_deletes_the_version_for_good(s3_server, locked_bucket):
+    """No delete marker (which would leave the data stored, hidden): the version examined goes; an
+    older version of the name, which a versioned bucket keeps, is then what the name shows."""
+    store = s3.S3Storage(locked_bucket, **storage_settings(s3_server))
+    store.write("a.sql", b"a")
+    store.write("b.sql", b"first")
+    store.write("b.sql", b"second", replace=True)
+    _entries, identities = store.entries()
+    store.remove("a.sql", identities["a.sql"])
+    assert s3_server.versions(locked_bucket, store.prefix + "a.sql") == []
+    store.remove("b.sql", identities["b.sql"])
+    with store.open_read("b.sql") as stream:
+        assert stream.read() == b"first"
+    assert [kind for _key, _version, kind in s3_server.versions(locked_bucket, store.prefix + "b.sql")] == ["version"]
+
+
+@pytest.mark.parametrize("size", [100, 12 * MIB], ids=["put", "multipart"])
+def test_with_object_lock_every_upload_is_locked_and_cannot_be_removed(s3_server, locked_bucket, size):
+    store = s3.S3Storage(locked_bucket, object_lock_days=2, object_lock_mode="GOVERNANCE", **storage_settings(s3_server))
+    assert store.ensure() is False
+    data = pattern(size)
+    with store.create("f.dump", sha256=hashlib.sha256(data).hexdigest()) as writer:
+        writer.write(data)
+        writer.commit()
+    store.write("f.dump.manifest.json", "{}")
+    locks = [store.object_lock(n) for n in ("f.dump", "f.dump.manifest.json")]
+    asked = store.lock_request()["ObjectLockRetainUntilDate"]
+    assert [(lock["mode"], lock["retain_until"], lock["retained"]) for lock in locks] == [("GOVERNANCE", asked, True)] * 2
+    # The server's time when the lock was asked for, plus the days (this HEAD came seconds later).
+    assert datetime.timedelta(0) <= locks[0]["server_time"] + datetime.timedelta(days=2) - asked < datetime.timedelta(minutes=1)
+    _entries, identities = store.entries()
+    with pytest.raises(StorageError) as info:
+        store.remove("f.dump", identities["f.dump"])
+    assert info.value.errno == errno.EACCES
+    assert "the server refuses, it is under Object Lock (GOVERNANCE until %s" % s3.utc_text(asked) in str(info.value)
+    assert store.digest("f.dump") == hashlib.sha256(data).hexdigest()
+    # A file whose sha256 is not known before the upload is refused: a locked object's metadata
+    # cannot be rewritten afterwards.
+    with pytest.raises(StorageError) as info:
+        store.create("g.dump")
+    assert info.value.errno == errno.EINVAL and "must be known before its upload" in str(info.value)
+
+
+def test_object_lock_on_a_bucket_without_it_is_refused_before_any_upload(s3_server):
+    store = open_storage(s3_server, object_lock_days=1)
+    for attempt in (store.ensure, lambda: store.create("x.dump", sha256="0" * 64), lambda: store.write("m", b"{}")):
+        with pytest.raises(StorageError) as info:
+            attempt()
+        assert info.value.errno == errno.EOPNOTSUPP
+        assert "does not have Object Lock enabled" in str(info.value) and "nothing was uploaded" in str(info.value)
+    assert store.entries() == ([], {}) and uploads_of(s3_server, store) == []
 
 
 def test_wrong_credentials_are_refused_in_plain_words_without_the_secret(s3_server):

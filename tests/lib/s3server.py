@@ -101,6 +101,29 @@ class SeaweedS3(object):
         return dict(type="s3", endpoint_url=self.endpoint, addressing_style="path", region="us-east-1",
                     bucket=self.bucket, access_key=self.access_key, secret_key=self.secret_key)
 
+    def create_locked_bucket(self, name):
+        """Make the bucket ``name`` with S3 Object Lock enabled (and so versioning, which Object Lock
+        needs): what an operator does once for immutable copies. Returns ``name``."""
+        client = self.client()
+        try:
+            client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+        finally:
+            client.close()
+        return name
+
+    def versions(self, bucket, prefix):
+        """Every version and delete marker under ``prefix`` in ``bucket``, as (key, version id, kind)
+        with kind "version" or "delete_marker": what a versioned bucket still stores."""
+        client = self.client()
+        found = []
+        try:
+            for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+                found.extend((v["Key"], v["VersionId"], "version") for v in page.get("Versions", ()))
+                found.extend((m["Key"], m["VersionId"], "delete_marker") for m in page.get("DeleteMarkers", ()))
+        finally:
+            client.close()
+        return sorted(found)
+
     def damage(self, key, how):
         """Replace an object by a truncated (``truncate``) or one-bit-changed (``flip``) copy of it."""
         client = self.client()

@@ -83,6 +83,18 @@ def listening_sockets(pid):
     return [line.split()[3] for line in lines], lines
 
 
+def damage_file(path, how):
+    """Cut a file on the server to half (``truncate``) or change one bit in its middle (``flip``)."""
+    with open(path, "r+b") as handle:
+        if how == "truncate":
+            handle.truncate(os.path.getsize(path) // 2)
+        else:
+            handle.seek(os.path.getsize(path) // 2)
+            byte = handle.read(1)
+            handle.seek(-1, 1)
+            handle.write(bytes([byte[0] ^ 1]))
+
+
 class SFTPServer(object):
     """One sshd in a temporary directory: ``start()``, ``stop()`` (the listener and every
     session: the connections drop), ``cleanup()``. ``root`` is a folder the test user owns."""
@@ -237,6 +249,11 @@ class SFTPServer(object):
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def target_settings(self, directory):
+        """The module settings (``target``) of this server's ``directory`` (below its root)."""
+        return dict(type="sftp", host=self.host, port=self.port, user=TEST_USER, directory=os.path.join(self.root, directory),
+                    private_key=self.private(), known_hosts=self.known_hosts)
 
     def storage(self, directory="backups", **options):
         """An SFTPStorage of ``directory`` below the test user's folder, trusting this server's

@@ -5,7 +5,8 @@
 driver: ``sftp`` (storage/sftp.py, paramiko) or ``s3`` (storage/s3.py, boto3).
 
 One table says which settings each type takes and needs, so that the modules' argument spec, the
-scheduled job's settings and the checks here agree. Pure Python; the drivers are imported only
+scheduled job's settings and the checks here agree; the driver checks the values (an s3 target's
+``object_lock_days`` and ``object_lock_mode``: storage/s3.py). Pure Python; the drivers are imported only
 when a target of their type is opened (a host without boto3 can still use SFTP).
 """
 
@@ -21,7 +22,7 @@ SETTINGS = {
               "known_hosts_file", "connect_timeout"),
              ("host", "user", "directory")),
     "s3": (("bucket", "prefix", "endpoint_url", "region", "addressing_style", "access_key", "secret_key",
-            "session_token", "validate_certs", "ca_bundle"),
+            "session_token", "validate_certs", "ca_bundle", "object_lock_days", "object_lock_mode"),
            ("bucket",)),
 }
 SECRETS = ("private_key", "access_key", "secret_key", "session_token")

@@ -2,7 +2,8 @@
 # Copyright: contributors to lift_simulator.postgresql
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Copies of a backup between two storages (the local directory and an off-site target, either
-way), checked end to end, the manifest last.
+way), checked end to end, the manifest last; which backups a target holds, and which one
+``latest`` is there.
 
 A copy streams the backup, then its role definitions, hashing what passes; each file is published
 by the destination's driver only complete (storage/), and only when what passed hashes to what the
@@ -10,27 +11,66 @@ manifest records, so a damaged source never becomes a copy. The manifest goes la
 its manifest never counts as a good backup (retention/candidates.py). A copy whose manifest already
 records the same sha256, beside a file of that size, is left alone (idempotent); one that differs
 (a key rotation re-encrypted the backup) has its manifest removed first, so that in between it
-counts as incomplete, never as good. Pure Python.
+counts as incomplete, never as good. ``pull`` is the one way a copy comes back from a target: the
+offsite module's pull and the restore and verify modules' remote source (offsite/source.py) use it.
+Pure Python.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import hashlib
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.naming import manifest_name
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.process import CHUNK
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import apply as retention_apply
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import policy as retention_policy
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import FILE, StorageError
 
 COPIED = "copied"          # the destination had no copy
 REPLACED = "replaced"      # the destination had a different copy (a rotated key, say)
 UNCHANGED = "unchanged"    # the destination has this copy already
+LATEST = "latest"          # a name that means the newest good copy
 
 
 class TransferError(Exception):
     pass
+
+
+class MismatchError(TransferError):
+    """A file of the source does not hash to (or is not the size of) what its manifest records."""
+
+
+def listing(store, database):
+    """The backups of ``database`` in ``store``, newest first, as dicts (name, time, good, problem,
+    detail, size_bytes, sha256, encryption, future), judged as backup_info judges a directory; and
+    the newest good one's name (never one dated in the future), or None."""
+    _scanned, candidates, _left_out, _ids = retention_apply.examine(store, database, verify_checksums=False)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    backups = []
+    for c in candidates:
+        manifest = c.manifest or {}
+        backups.append(dict(name=c.name, time=c.time.isoformat() if c.time else None, good=c.good,
+                            problem=c.problem, detail=c.detail, size_bytes=manifest.get("size_bytes"),
+                            sha256=manifest.get("sha256"), encryption=manifest.get("encryption", "none"),
+                            future=bool(c.time and retention_policy.is_future(c, now))))
+    # A copy dated in the future (a wrong clock, or a planted one) is never the newest good one.
+    newest = next((b["name"] for b in backups if b["good"] and not b["future"]), None)
+    return backups, newest
+
+
+def resolve(store, name, database, where=None):
+    """``name``, or for ``latest`` the newest good copy of ``database`` in ``store`` (``where``
+    names the store in the error when there is none)."""
+    if name != LATEST:
+        return name
+    newest = listing(store, database)[1]
+    if newest is None:
+        raise TransferError("%s holds no good copy of %s" % (where or store.location, database))
+    return newest
 
 
 def _manifest_or_none(store, name):
@@ -72,13 +112,15 @@ def source_manifest(source, name):
 
 def plan(source, destination, name, level="checksum"):
     """(action, manifest) for copying ``name`` from ``source`` to ``destination``, writing nothing.
-    The destination's copy counts as this one when its manifest records the same sha256 and each
-    file has the size (``level`` ``manifest``) or also the sha256 (``checksum``: re-read) recorded."""
+    The destination's copy counts as this one when its manifest is the source's (a manifest that
+    records another size, role definitions or database is a different copy, even beside the same
+    files) and each file has the size (``level`` ``manifest``) or also the sha256 (``checksum``:
+    re-read) recorded."""
     manifest = source_manifest(source, name)
     there = _manifest_or_none(destination, name)
     if there is None:
         return COPIED, manifest
-    if there["sha256"] == manifest["sha256"] and all(_same_file(destination, f, level) for f in files_of(manifest)):
+    if there == manifest and all(_same_file(destination, f, level) for f in files_of(manifest)):
         return UNCHANGED, manifest
     return REPLACED, manifest
 
@@ -96,22 +138,67 @@ def copy(source, destination, name, check_mode=False, replace=True, level="check
     different copy at the destination is replaced (``replace``) or refused."""
     action, manifest = plan(source, destination, name, level)
     if action == REPLACED and not replace:
-        raise TransferError("%s in %s differs from the copy in %s (another sha256): left as it is"
+        raise TransferError("%s in %s differs from the copy in %s (another manifest, or other files): left as it is"
                             % (name, destination.location, source.location))
-    if action == UNCHANGED or check_mode:
+    if action == UNCHANGED:
+        return action, manifest
+    _check_source(source, manifest)
+    if check_mode:
         return action, manifest
     if action == REPLACED:
         _remove_copy(destination, name, manifest)
-    for wanted in files_of(manifest):
-        if action == COPIED and _leftover(destination, wanted, replace):
-            continue  # an interrupted copy published it already, whole
-        _copy_file(source, destination, wanted)
+    published = []
+    try:
+        for wanted in files_of(manifest):
+            if action == COPIED and _leftover(destination, wanted, replace):
+                continue  # an interrupted copy published it already, whole
+            _copy_file(source, destination, wanted)
+            published.append(wanted[0])
+    except MismatchError:
+        # The source does not match its manifest: what this run published of it goes too (an
+        # interruption, by contrast, leaves it for the next run to take up).
+        _withdraw(destination, published)
+        raise
     raw = manifest_mod.dumps(manifest)
     try:
         destination.write(manifest_name(name), raw, replace=True)
     except (OSError, StorageError) as exc:
         raise TransferError("cannot write the manifest of %s to %s: %s" % (name, destination.location, exc))
     return action, manifest
+
+
+def pull(remote, destination, name, check_mode=False, level="checksum"):
+    """Bring the backup ``name`` from ``remote`` into ``destination`` (a local directory's
+    storage, made private when missing): each file published only when it hashes to the remote
+    manifest, the manifest last. A local copy that passes ``level`` is left alone; a different
+    local backup of that name is never replaced. Returns (action, manifest); in check mode nothing
+    is written."""
+    if not check_mode:
+        destination.ensure()
+    return copy(remote, destination, name, check_mode=check_mode, replace=False, level=level)
+
+
+def _check_source(source, manifest):
+    """Every file the manifest lists is in ``source``: a copy that lacks one is refused before
+    anything is written (a size or content that differs is found while streaming)."""
+    for name, _sha256, size in files_of(manifest):
+        entry = source.stat(name)
+        if entry is None or entry.kind != FILE:
+            raise MismatchError("%s in %s is %s, its manifest records a file of %d bytes: the copy is incomplete; "
+                                "nothing was copied" % (name, source.location, "missing" if entry is None
+                                                        else "a %s" % entry.kind, size))
+
+
+def _withdraw(store, names):
+    """Best effort: remove ``names``, just published by this run, from ``store``."""
+    try:
+        with store:
+            _entries, identities = store.entries()
+            for name in names:
+                if name in identities:
+                    store.remove(name, identities[name])
+    except (OSError, StorageError):
+        pass
 
 
 def _remove_copy(store, name, manifest):
@@ -165,7 +252,7 @@ def _copy_file(source, destination, wanted):
                     break
                 writer.write(chunk)
             if (digest.hexdigest(), copied) != (sha256, size):
-                raise TransferError(
+                raise MismatchError(
                     "%s in %s does not match its manifest (sha256 %s, %d bytes; the manifest records %s, %d bytes): "
                     "damaged or replaced; nothing of it was written to %s"
                     % (name, source.location, digest.hexdigest(), copied, sha256, size, destination.location))

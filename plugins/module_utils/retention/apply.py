@@ -7,8 +7,10 @@ The one implementation behind the ``prune`` module and the host-side scheduled j
 directory is opened once, listed through that descriptor, the backups are examined (manifests
 read, checksums verified), ``retention.plan`` decides, and what it removes goes through the same
 descriptor (storage/posix.py: never a symlink, never an entry that changed since it
-was examined; a backup before its manifest). The rules are documented in docs/retention.md.
-Pure Python (no Ansible).
+was examined; a backup before its manifest). On a storage that can lock objects (S3 Object Lock:
+the driver's ``object_lock``), every object of what the plan removes is read first, and a backup
+any of whose objects the server still retains is kept whole (policy.hold_back). The rules are
+documented in docs/retention.md. Pure Python (no Ansible).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,7 +40,8 @@ class PruneOutcome(object):
 
     ``exists`` is False when ``path`` does not exist (nothing examined, nothing removed).
     ``plan`` is the retention.Plan; ``removed`` the decisions carried out (or, in check mode, that
-    would be); ``errors`` the entries that could not be removed, as dict(path, msg).
+    would be); ``errors`` the entries that could not be removed, as dict(path, msg); ``retained``
+    the decisions the plan would have removed that the storage still retains, as (decision, locks).
     """
 
     def __init__(self, path, now):
@@ -51,6 +54,7 @@ class PruneOutcome(object):
         self.removed = []
         self.errors = []
         self.warnings = []
+        self.retained = []
 
     @property
     def kept(self):
@@ -61,6 +65,20 @@ class PruneOutcome(object):
 
     def removed_results(self):
         return [entry_result(d, self.path, self.now) for d in self.removed]
+
+    def retained_results(self):
+        """The backups (and leftovers) kept because the storage still retains them: each with the rule that
+        would have removed it, the last retain-until date of its objects and every locked object."""
+        results = []
+        for decision, locks in self.retained:
+            until = retention.held_until(locks)
+            results.append(dict(
+                name=decision.name, path=os.path.join(self.path, decision.name), rule=decision.rule, what=decision.what,
+                retain_until=retention.utc_text(until), legal_hold=any(lock.get("legal_hold") for _n, lock in locks),
+                mode="/".join(sorted(set(lock["mode"] for _n, lock in locks if lock.get("mode")))) or None,
+                objects=[dict(name=name, retain_until=retention.utc_text(lock.get("retain_until")), mode=lock.get("mode"),
+                              legal_hold=bool(lock.get("legal_hold"))) for name, lock in locks]))
+        return results
 
     def left_alone(self):
         """Backup-named entries left alone, and why (symlinks; earlier processes' backups)."""
@@ -94,6 +112,24 @@ def entry_result(decision, path, now):
     return result
 
 
+def retained_objects(store, decisions):
+    """{decision name: [(object name, lock)]} of the ``decisions`` whose objects the storage still
+    retains, read from the storage (``object_lock``: the server's answer, object by object) before
+    anything is removed; {} for a storage that has no locks (a directory, SFTP)."""
+    object_lock = getattr(store, "object_lock", None)
+    if object_lock is None:
+        return {}
+    holds = {}
+    for decision in decisions:
+        if decision.what == "partial":  # an unfinished upload: no object, nothing locked
+            continue
+        locks = [(name, lock) for name, lock in ((n, object_lock(n)) for n in removed_names(decision))
+                 if lock is not None and lock["retained"]]
+        if locks:
+            holds[decision.name] = locks
+    return holds
+
+
 def examine(store, prefix, include_legacy=False, verify_checksums=True, legacy_tz=None):
     """The backups of ``prefix`` in ``store``: (scan, candidates, left out, identities), manifests
     read and (``verify_checksums``) checksums verified. The one listing of prune, backup_info and
@@ -120,6 +156,10 @@ def _apply(store, outcome, prefix, rules, include_legacy, verify_checksums, lega
                                   orphan_manifests=[e.name for e in outcome.scanned.orphan_manifests],
                                   orphan_globals=[e.name for e in outcome.scanned.orphan_globals],
                                   stale_partials=partials)
+    holds = retained_objects(store, outcome.plan.removed)
+    if holds:
+        outcome.retained = [(d, holds[d.name]) for d in outcome.plan.removed if d.name in holds]
+        outcome.plan = retention.hold_back(outcome.plan, holds)
     protected = set(protect or ())
     doomed = sorted(protected.intersection(n for d in outcome.plan.removed for n in removed_names(d)))
     if doomed:
@@ -129,6 +169,7 @@ def _apply(store, outcome, prefix, rules, include_legacy, verify_checksums, lega
         outcome.removed = list(outcome.plan.removed)
         return
     for decision in outcome.plan.removed:
+        gone = []
         try:
             if decision.what == "partial":
                 store.remove_partials([decision.name])
@@ -136,8 +177,12 @@ def _apply(store, outcome, prefix, rules, include_legacy, verify_checksums, lega
                 # The backup first: an interruption leaves orphan companions, removed next time.
                 for name in removed_names(decision):
                     store.remove(name, idents[name])
+                    gone.append(name)
         except OSError as exc:
-            outcome.errors.append(dict(path=os.path.join(path, decision.name), msg=exc.strerror or str(exc)))
+            message = exc.strerror or str(exc)
+            if decision.what != "partial" and len(removed_names(decision)) > 1:
+                message += " (%s)" % ("removed before it: %s" % ", ".join(gone) if gone else "nothing of this backup was removed")
+            outcome.errors.append(dict(path=os.path.join(path, decision.name), msg=message))
             continue
         outcome.removed.append(decision)
     if outcome.plan.removed:

@@ -22,7 +22,7 @@ import datetime
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.manifest import file_versions
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.naming import (
-    GLOBALS_SUFFIX, MANIFEST_SUFFIX, globals_name, manifest_name, parse_backup_name)
+    GLOBALS_SUFFIX, MANIFEST_SUFFIX, globals_name, manifest_name, parse_backup_name, safe_component)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.base import DIRECTORY, FILE
 
 
@@ -185,6 +185,10 @@ def describe(scanned, include_legacy, manifest=None, manifest_error=None, legacy
         return _bad(entry, when, INVALID_MANIFEST, error, common, manifest_error=error)
     if manifest.get("backup_name") != entry.name:
         error = "the manifest names another backup (%s)" % manifest.get("backup_name")
+        return _bad(entry, when, INVALID_MANIFEST, error, common, manifest=manifest, manifest_error=error)
+    if safe_component(manifest.get("database") or "") != parsed.prefix:
+        # The name says whose backup it is (retention reads <database>_backup_... names only).
+        error = "the manifest is of database %s, the name of %s" % (manifest.get("database"), parsed.prefix)
         return _bad(entry, when, INVALID_MANIFEST, error, common, manifest=manifest, manifest_error=error)
     started = parse_utc(manifest.get("started_at"))
     if started is None:

@@ -25,6 +25,8 @@ ZERO_BYTE_GRACE = datetime.timedelta(hours=1)
 # has come, so that a clock that ran ahead once never makes retention remove today's backups.
 FUTURE_TOLERANCE = datetime.timedelta(minutes=10)
 FUTURE_DATED = "future_dated"
+# The rule of a removal the storage refuses for now (S3 Object Lock): the backup is kept, whole.
+OBJECT_LOCK = "object_lock"
 
 UTC = datetime.timezone.utc
 _PERIODS = (
@@ -169,6 +171,55 @@ def plan(candidates, rules, now, orphan_manifests=(), stale_partials=(), orphan_
         removed.append(Decision(name, False, "stale_partial", "a temporary of an interrupted writer that no longer "
                                 "runs", what="partial"))
     return Plan(kept, removed)
+
+
+def hold_back(plan, holds):
+    """``plan`` with the removals the storage still refuses kept instead, whole.
+
+    ``holds`` maps the name of a removed decision to the locks of its objects the storage still
+    retains, a list of (object name, lock), each lock a dict with ``mode``, ``retain_until`` (an
+    aware datetime or None) and ``legal_hold``. A decision with any such object is kept with the
+    rule ``object_lock`` (its ``rules`` name the rule that would have removed it): none of its
+    objects is removed, so a copy is never left in part. Other decisions are unchanged.
+    """
+    held = [d for d in plan.removed if holds.get(d.name)]
+    if not held:
+        return plan
+    kept = list(plan.kept)
+    for decision in held:
+        kept.append(Decision(decision.name, True, OBJECT_LOCK, "%s - but the storage retains %s: kept until then"
+                             % (decision.reason, describe_holds(holds[decision.name])), decision.candidate,
+                             what=decision.what, rules=[OBJECT_LOCK, decision.rule]))
+    # Backups newest first (as plan orders them), then the leftovers by name.
+    backups = sorted([d for d in kept if d.candidate is not None], key=lambda d: (d.candidate.time, d.name), reverse=True)
+    others = sorted([d for d in kept if d.candidate is None], key=lambda d: d.name)
+    return Plan(backups + others, [d for d in plan.removed if not holds.get(d.name)])
+
+
+def utc_text(moment):
+    """An aware datetime as results show times, ``2026-11-24T08:00:01Z``; None stays None."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
+def held_until(locks):
+    """The last retain-until date among ``locks`` (what holds_back takes), or None when none has one."""
+    dates = [lock["retain_until"] for _name, lock in locks if lock.get("retain_until") is not None]
+    return max(dates) if dates else None
+
+
+def describe_holds(locks):
+    """The locks of a backup's objects in words: until when, in which mode, and legal holds."""
+    until = held_until(locks)
+    modes = sorted(set(lock["mode"] for _name, lock in locks if lock.get("mode")))
+    parts = []
+    if until is not None:
+        parts.append("%s under Object Lock (%s) until %s" % (
+            ", ".join(name for name, lock in locks if lock.get("retain_until") is not None),
+            "/".join(modes) or "retention", utc_text(until)))
+    held = [name for name, lock in locks if lock.get("legal_hold")]
+    if held:
+        parts.append("a legal hold on %s" % ", ".join(held))
+    return " and ".join(parts)
 
 
 def _duration(delta):

@@ -30,6 +30,17 @@ What S3 gives and what this driver adds:
   (AbortIncompleteMultipartUpload) is the belt to these braces.
 - S3 has no rename (``promote``) and no free space (``free_bytes`` is None); buckets are never
   created here (``ensure`` checks that the bucket is there).
+- Object Lock (``object_lock_days``, ``object_lock_mode``): every object this storage uploads asks
+  the server to retain it (COMPLIANCE or GOVERNANCE) until one date, the server's own time (the
+  Date of its answer to the check of the bucket's Object Lock configuration) plus the days, fixed
+  once per storage so that the objects of one copy share it. A bucket without Object Lock is an
+  error before anything is uploaded; an object the server stores without the lock asked for fails
+  its commit. The server enforces retention by its own clock; this driver's date only asks.
+  ``object_lock(name)`` reads an object's lock as the server reports it (HEAD), for retention.
+- Removal on a versioned bucket (every Object Lock bucket is one) deletes the version that was
+  examined, for good: a DELETE without a version would only add a delete marker, hiding the object
+  while it stays stored (and, under Object Lock, answering success although nothing is gone). A
+  removal the server refuses is a StorageError that says why (a lock, a legal hold, a permission).
 
 Every failure is a StorageError naming the endpoint, bucket and key and the problem in plain
 words; the secret key and session token appear in no message and no repr.
@@ -41,6 +52,7 @@ __metaclass__ = type
 
 import base64
 import datetime
+import email.utils
 import errno
 import hashlib
 import json
@@ -76,6 +88,11 @@ ADDRESSING_STYLES = ("auto", "path", "virtual")
 SHA256_KEY = "sha256"             # the object metadata (x-amz-meta-sha256) that records the content's sha256
 PARTIAL_HOST = "s3upload"         # stands where the local driver's temporaries name their host
 UTC = datetime.timezone.utc if hasattr(datetime, "timezone") else None
+LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
+DEFAULT_LOCK_MODE = "COMPLIANCE"
+# An object whose retain-until date passed less than this long ago (by the server's clock) is still
+# judged retained: the server's own check, a moment later, may not agree yet.
+LOCK_MARGIN = datetime.timedelta(seconds=5)
 _PARTIAL_RE = re.compile(r"^\.(?P<name>.+)%s%s-(?P<started>\d+)$" % (re.escape(atomic_files.PARTIAL_MARK), PARTIAL_HOST))
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -105,6 +122,7 @@ CLIENT_PROBLEMS = {
     "SlowDown": (errno.EAGAIN, "the server is overloaded (SlowDown), still after retries"),
     "503": (errno.EAGAIN, "the server is unavailable (HTTP 503), still after retries"),
     "NotImplemented": (errno.EOPNOTSUPP, "the server does not implement this request"),
+    "ObjectLockConfigurationNotFoundError": (errno.EOPNOTSUPP, "the bucket has no Object Lock configuration"),
 }
 
 
@@ -154,6 +172,73 @@ def content_md5(data):
     return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
 
 
+def server_time(answer):
+    """The server's clock when it answered (its HTTP Date header) as an aware UTC datetime, or None."""
+    headers = ((answer or {}).get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    text = headers.get("date")
+    if not text:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return aware_utc(moment) if moment is not None else None
+
+
+def retain_until(now, days):
+    """The retain-until date ``days`` after ``now``, in whole seconds (rounded up: never shorter)."""
+    until = aware_utc(now) + datetime.timedelta(days=days)
+    if until.microsecond:
+        until += datetime.timedelta(microseconds=1000000 - until.microsecond)
+    return until
+
+
+def utc_text(moment):
+    return aware_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
+def lock_of(head, now=None):
+    """The Object Lock of an object as a HEAD answer reports it, or None when nothing locks it:
+    dict(mode, retain_until (aware UTC or None), legal_hold (bool), server_time, retained).
+    ``retained`` says whether the server still refuses to delete it: a legal hold, or a retain-until
+    date not yet passed (LOCK_MARGIN) by the server's clock (the answer's Date; ``now`` without one)."""
+    until = head.get("ObjectLockRetainUntilDate")
+    legal_hold = head.get("ObjectLockLegalHoldStatus") == "ON"
+    if until is None and not legal_hold:
+        return None
+    moment = server_time(head) or now or datetime.datetime.now(UTC)
+    until = aware_utc(until) if until is not None else None
+    return dict(mode=head.get("ObjectLockMode"), retain_until=until, legal_hold=legal_hold, server_time=moment,
+                retained=legal_hold or (until is not None and until + LOCK_MARGIN > moment))
+
+
+def describe_lock(lock):
+    """A lock (lock_of) in words: ``COMPLIANCE until 2026-12-04T11:24:18Z``, ``a legal hold``."""
+    parts = []
+    if lock.get("retain_until") is not None:
+        parts.append("%s until %s" % (lock.get("mode") or "retention", utc_text(lock["retain_until"])))
+    if lock.get("legal_hold"):
+        parts.append("a legal hold")
+    return " and ".join(parts) or "no lock"
+
+
+def lock_problems(head, asked):
+    """How the lock a HEAD answer reports falls short of the upload's request ``asked``
+    (ObjectLockMode, ObjectLockRetainUntilDate); [] when it does not. A server may store an object
+    without the lock it was asked for (some ignore the request) - then the copy is not immutable."""
+    mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+    wanted = asked["ObjectLockRetainUntilDate"]
+    if mode == asked["ObjectLockMode"] and until is not None and aware_utc(until) >= wanted - datetime.timedelta(seconds=1):
+        return []
+    if mode is None and until is None:
+        found = "it reports no Object Lock (the server ignored the request, or these credentials may not read it: " \
+                "s3:GetObjectRetention)"
+    else:
+        found = "it reports %s until %s" % (mode, utc_text(until) if until is not None else "no date")
+    return ["the server did not apply the Object Lock asked for (%s until %s): %s"
+            % (asked["ObjectLockMode"], utc_text(wanted), found)]
+
+
 def client_config(config_class, addressing_style="auto", connect_timeout=10, read_timeout=60, max_attempts=5):
     """The botocore Config of the client. botocore >= 1.36 adds CRC checksums to every upload by
     default, which many S3-compatible servers reject; "when_required" turns that off (the parts
@@ -161,7 +246,7 @@ def client_config(config_class, addressing_style="auto", connect_timeout=10, rea
     such checksums: it gets the rest."""
     settings = dict(s3={"addressing_style": addressing_style}, signature_version="s3v4",
                     connect_timeout=connect_timeout, read_timeout=read_timeout,
-                    retries={"max_attempts": max_attempts, "mode": "standard"})
+                    retries={"total_max_attempts": max_attempts, "mode": "standard"})
     try:
         return config_class(request_checksum_calculation="when_required",
                             response_checksum_validation="when_required", **settings)
@@ -231,7 +316,8 @@ class S3Storage(Storage):
     def __init__(self, bucket, prefix="", endpoint_url=None, region=None, addressing_style="auto",
                  access_key=None, secret_key=None, session_token=None, validate_certs=True, ca_bundle=None,
                  part_size=DEFAULT_PART_SIZE, verify_upload=True, connect_timeout=10, read_timeout=60,
-                 max_attempts=5, stale_after_hours=STALE_AFTER_HOURS):
+                 max_attempts=5, stale_after_hours=STALE_AFTER_HOURS, object_lock_days=None,
+                 object_lock_mode=DEFAULT_LOCK_MODE):
         if not bucket or "/" in bucket:
             raise StorageError(errno.EINVAL, "not an S3 bucket name: %r" % (bucket,))
         if addressing_style not in ADDRESSING_STYLES:
@@ -242,6 +328,13 @@ class S3Storage(Storage):
         if int(part_size) < MIN_PART_SIZE:
             raise StorageError(errno.EINVAL, "part_size must be at least %d bytes (5 MiB, S3's minimum), not %s"
                                % (MIN_PART_SIZE, part_size))
+        if object_lock_days is not None and (isinstance(object_lock_days, bool) or not isinstance(object_lock_days, int)
+                                             or object_lock_days < 1):
+            raise StorageError(errno.EINVAL, "object_lock_days must be a whole number of days, 1 or more, not %r"
+                               % (object_lock_days,))
+        if object_lock_mode not in LOCK_MODES:
+            raise StorageError(errno.EINVAL, "object_lock_mode must be one of %s, not %r"
+                               % (", ".join(LOCK_MODES), object_lock_mode))
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
         self.location = ("s3://%s/%s" % (bucket, self.prefix)).rstrip("/")
@@ -256,6 +349,9 @@ class S3Storage(Storage):
         self.read_timeout = read_timeout
         self.max_attempts = max_attempts
         self.stale_after_hours = stale_after_hours
+        self.object_lock_days = object_lock_days
+        self.object_lock_mode = object_lock_mode
+        self._lock_request = None  # the uploads' Object Lock parameters, fixed on first use
         self._credentials = _Credentials(access_key, secret_key, session_token)
         self._client = None
         self._conditional_ok = True  # cleared when the server answers NotImplemented to a conditional write
@@ -347,11 +443,54 @@ class S3Storage(Storage):
         if self.head(key) is not None:
             raise StorageError(errno.EEXIST, "refusing to overwrite %s at %s: it already exists" % (self.uri(key), self.endpoint()))
 
+    def lock_request(self):
+        """The Object Lock parameters every upload of this storage carries, or None without
+        ``object_lock_days``. On first use the bucket's Object Lock configuration is read: a bucket
+        without Object Lock enabled is an error (raised before anything is uploaded); the
+        retain-until date is the server's time in that answer (its Date; this host's clock only
+        when the server sends none) plus ``object_lock_days``, the same for every later upload."""
+        if not self.object_lock_days:
+            return None
+        if self._lock_request is None:
+            refusal = ("object_lock_days is set, but the bucket %s at %s does not have Object Lock enabled%s; nothing "
+                       "was uploaded. Object Lock is enabled when a bucket is made (docs/offsite.md, \"Immutable copies\"): "
+                       "use such a bucket, or leave object_lock_days unset")
+            client = self.client()
+            try:
+                answer = client.get_object_lock_configuration(Bucket=self.bucket)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                code, problem = describe_problem(exc)
+                if code != errno.EOPNOTSUPP:
+                    raise self.failure(exc, "read the Object Lock configuration of", self.uri())
+                raise StorageError(errno.EOPNOTSUPP, refusal % (self.bucket, self.endpoint(), " (%s)" % problem))
+            if (answer.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") != "Enabled":
+                raise StorageError(errno.EOPNOTSUPP, refusal % (self.bucket, self.endpoint(), ""))
+            now = server_time(answer) or datetime.datetime.now(UTC)
+            self._lock_request = dict(ObjectLockMode=self.object_lock_mode,
+                                      ObjectLockRetainUntilDate=retain_until(now, self.object_lock_days))
+        return dict(self._lock_request)
+
+    def check_lock(self, key, asked, head=None):
+        """Raise StorageError when ``key`` does not carry the lock ``asked`` (lock_problems)."""
+        head = head if head is not None else self.head(key)
+        problems = lock_problems(head or {}, asked) if head is not None else ["it is gone"]
+        if problems:
+            raise StorageError(errno.EIO, "%s at %s is not immutable: %s" % (self.uri(key), self.endpoint(),
+                                                                             "; ".join(problems)))
+
+    def object_lock(self, name):
+        """The Object Lock of the object ``name`` as the server reports it now (lock_of), or None
+        when nothing locks it or there is no such object. Reading it may need a permission of its
+        own (AWS: s3:GetObjectRetention, s3:GetObjectLegalHold); without, the server reports none."""
+        head = self.head(object_key(self.prefix, name))
+        return lock_of(head) if head is not None else None
+
     # -- base.Storage -----------------------------------------------------------------------
 
     def ensure(self):
-        """Check that the bucket is there and these credentials reach it; never creates one (a
-        bucket's policy, versioning and lifecycle are the owner's to choose). Always False."""
+        """Check that the bucket is there and these credentials reach it, and (``object_lock_days``)
+        that it has Object Lock enabled; never creates one (a bucket's policy, versioning, lifecycle
+        and Object Lock are the owner's to choose). Always False."""
         try:
             self.call("use bucket", None, "head_bucket")
         except StorageError as exc:
@@ -362,6 +501,7 @@ class S3Storage(Storage):
                 # A HEAD's refusal is a bare 403; a listing's says why (unknown key, wrong secret...).
                 self.call("use bucket", None, "list_objects_v2", Prefix=self.prefix, MaxKeys=1)
             raise
+        self.lock_request()  # with object_lock_days, a bucket without Object Lock is refused here
         return False
 
     def exists(self, name):
@@ -381,12 +521,26 @@ class S3Storage(Storage):
         if not isinstance(data, bytes):
             data = data.encode("utf-8")
         key = object_key(self.prefix, name)
-        params = dict(Key=key, Body=data, ContentMD5=content_md5(data), Metadata={SHA256_KEY: hashlib.sha256(data).hexdigest()})
+        lock = self.lock_request()
+        params = dict(Key=key, Body=data, ContentMD5=content_md5(data), Metadata={SHA256_KEY: hashlib.sha256(data).hexdigest()},
+                      **(lock or {}))
         if replace:
-            self.call("write", key, "put_object", **params)
+            answer = self.call("write", key, "put_object", **params)
         else:
             self.refuse_existing(key)
-            self.put_new(key, params)
+            answer = self.put_new(key, params)
+        if lock:
+            head = self.head(key)
+            try:
+                self.check_lock(key, lock, head)
+            except StorageError as exc:
+                # Not immutable as asked: taken back (the version just written, if it is still the one there).
+                if head is not None and quoted(head.get("ETag")) == quoted(answer.get("ETag")):
+                    try:
+                        self.remove(name, head["ETag"])
+                    except StorageError as again:
+                        raise StorageError(exc.errno, "%s; removing it failed too: %s" % (exc.strerror, again.strerror))
+                raise
         return self.uri(key)
 
     def put_new(self, key, params):
@@ -485,9 +639,14 @@ class S3Storage(Storage):
                 size += len(chunk)
 
     def remove(self, name, identity):
-        """Delete ``name`` if its ETag is still ``identity``; gone already is fine. The DELETE is
-        conditional (If-Match) where botocore and the server support it; without, a race remains:
-        an object put between the HEAD and the DELETE is deleted."""
+        """Delete ``name`` if its ETag is still ``identity``; gone already is fine.
+
+        On a versioned bucket (the HEAD names a version) the version examined is deleted, for good,
+        and only it: no race, and no delete marker (which would hide the object while it stays
+        stored). An older version of the name, if the bucket keeps one, is then what the name shows.
+        Elsewhere the DELETE is conditional (If-Match) where botocore and the server support it;
+        without, a race remains: an object put between the HEAD and the DELETE is deleted. A DELETE
+        the server refuses (Object Lock, a legal hold, a permission) raises StorageError saying so."""
         key = object_key(self.prefix, name)
         head = self.head(key)
         if head is None:
@@ -496,12 +655,33 @@ class S3Storage(Storage):
                                % (self.uri(key), self.endpoint()))
         if quoted(head["ETag"]) != quoted(identity):
             raise changed
+        version = head.get("VersionId")
+        if version == "null":  # an unversioned object (versioning suspended): nothing to name
+            version = None
         try:
-            self.conditional_call("remove", key, "delete_object", {"IfMatch": quoted(identity)}, Key=key)
+            if version:
+                self.call("remove", key, "delete_object", Key=key, VersionId=version)
+            else:
+                self.conditional_call("remove", key, "delete_object", {"IfMatch": quoted(identity)}, Key=key)
         except StorageError as exc:
             if exc.errno == errno.EAGAIN:
                 raise changed
+            if exc.errno == errno.EACCES:
+                raise StorageError(exc.errno, self.refusal(key, head, version, exc))
             raise
+
+    def refusal(self, key, head, version, exc):
+        """Why the server refused to delete ``key`` (its HEAD ``head``), in words."""
+        where = "cannot remove %s at %s" % (self.uri(key), self.endpoint())
+        lock = lock_of(head)
+        if lock is not None:
+            return ("%s: the server refuses, it is under Object Lock (%s; the server's time %s); left alone"
+                    % (where, describe_lock(lock), utc_text(lock["server_time"])))
+        if version:
+            return ("%s. Deleting a version needs the permission s3:DeleteObjectVersion; an Object Lock or legal "
+                    "hold these credentials cannot read (s3:GetObjectRetention, s3:GetObjectLegalHold) also refuses "
+                    "it; left alone" % exc.strerror)
+        return "%s; left alone" % exc.strerror
 
     def sync(self):
         """Nothing to do: S3 answers a DELETE once it is done."""
@@ -591,6 +771,11 @@ class S3Writer(object):
     def __init__(self, storage, name, sha256=None):
         if sha256 is not None and not _SHA256_RE.match(sha256):
             raise StorageError(errno.EINVAL, "the expected sha256 of %s is not 64 lowercase hex digits" % name)
+        if sha256 is None and storage.object_lock_days:
+            # A locked object's metadata cannot be rewritten (the copy onto itself of a large upload).
+            raise StorageError(errno.EINVAL, "%s: with Object Lock (object_lock_days) a file's sha256 must be known "
+                               "before its upload" % storage.uri(object_key(storage.prefix, name)))
+        self.lock = storage.lock_request()  # a bucket without Object Lock is refused before any upload
         self.storage = storage
         self.name = name
         self.key = object_key(storage.prefix, name)
@@ -633,7 +818,7 @@ class S3Writer(object):
         if number > MAX_PARTS:
             raise StorageError(errno.EFBIG, "%s: more than %d parts; use a larger part_size" % (self._where(), MAX_PARTS))
         if self._upload_id is None:
-            params = dict(Key=self.key)
+            params = dict(Key=self.key, **(self.lock or {}))
             if self.expected_sha256:
                 params["Metadata"] = {SHA256_KEY: self.expected_sha256}
             self._upload_id = self.storage.call("start the upload of", self.key, "create_multipart_upload",
@@ -658,7 +843,7 @@ class S3Writer(object):
             if self._upload_id is None:
                 body = bytes(self._buffer)
                 etag = storage.put_new(self.key, dict(Key=self.key, Body=body, ContentMD5=content_md5(body),
-                                                      Metadata={SHA256_KEY: sha256}))["ETag"]
+                                                      Metadata={SHA256_KEY: sha256}, **(self.lock or {})))["ETag"]
             else:
                 if self._buffer:
                     self._send_part()
@@ -733,6 +918,8 @@ class S3Writer(object):
         recorded = (head.get("Metadata") or {}).get(SHA256_KEY)
         if recorded != sha256:
             problems.append("its metadata records sha256 %s, the bytes sent hash to %s" % (recorded, sha256))
+        if self.lock:
+            problems.extend(lock_problems(head, self.lock))
         if not problems and self.storage.verify_upload:
             found, size = self.storage.hash_object(self.name, if_match=etag)
             if (found, size) != (sha256, self.size):

@@ -47,7 +47,7 @@ def test_new_botocore_gets_checksums_only_when_required():
     assert config.kwargs["response_checksum_validation"] == "when_required"
     assert config.kwargs["s3"] == {"addressing_style": "path"}
     assert (config.kwargs["connect_timeout"], config.kwargs["read_timeout"]) == (3, 7)
-    assert config.kwargs["retries"] == {"max_attempts": 2, "mode": "standard"}
+    assert config.kwargs["retries"] == {"total_max_attempts": 2, "mode": "standard"}
 
 
 def test_old_botocore_gets_the_rest():
