@@ -83,7 +83,8 @@ def render_metrics(labels, success, finished, duration, verified_size=None, prev
     the verified backup this run made (None when it made none: the last success and its size are
     carried over from ``previous_text``, the file the last run wrote). ``offsite``: the run's
     job/offsite.py TargetCopy list (a failed copy carries its target's last success and newest
-    copy over).
+    copy over), or None when the job has off-site targets but this run copied to none of them (it
+    failed before): every target's samples of ``previous_text`` are then carried over as they are.
     """
     previous = parse_metrics(previous_text, labels)
     if verified_size is not None:
@@ -105,8 +106,12 @@ def render_metrics(labels, success, finished, duration, verified_size=None, prev
         lines.append("# HELP %s %s" % (full, text))
         lines.append("# TYPE %s gauge" % full)
         lines.append("%s{%s} %s" % (full, _labels_text(labels), _number(values[name])))
-    per_target = [(list(labels) + [("target", copy.name)], _offsite_values(copy, finished, previous_text, labels))
-                  for copy in offsite]
+    if offsite is None:
+        per_target = [(target_labels, _carried_offsite_values(previous_text, target_labels))
+                      for target_labels in _previous_target_labels(previous_text, labels)]
+    else:
+        per_target = [(list(labels) + [("target", copy.name)], _offsite_values(copy, finished, previous_text, labels))
+                      for copy in offsite]
     for name, text in OFFSITE_METRICS if per_target else ():
         full = METRIC_PREFIX + name
         lines.append("# HELP %s %s" % (full, text))
@@ -126,12 +131,33 @@ def _offsite_values(copy, finished, previous_text, labels):
             "offsite_newest_copy_timestamp_seconds": round(newest, 3)}
 
 
+def _previous_target_labels(previous_text, labels):
+    """The labels (``labels`` and a ``target``) of each off-site target ``previous_text`` has samples of."""
+    wanted, found = dict(labels), []
+    for line in (previous_text or "").splitlines():
+        match = _SAMPLE_RE.match(line.strip())
+        if not match or line.lstrip().startswith("#") or not match.group(1).startswith(METRIC_PREFIX + "offsite_"):
+            continue
+        sample = dict((k, _unescape_label(v)) for k, v in _LABEL_RE.findall(match.group(3) or ""))
+        target = sample.pop("target", None)
+        target_labels = list(labels) + [("target", target)]
+        if target is not None and sample == wanted and target_labels not in found:
+            found.append(target_labels)
+    return found
+
+
+def _carried_offsite_values(previous_text, target_labels):
+    previous = parse_metrics(previous_text, target_labels)
+    return dict((name, previous.get(METRIC_PREFIX + name, 0)) for name, _text in OFFSITE_METRICS)
+
+
 def metric_labels(settings):
     return [("database", settings["database"]), ("backup_job", settings["name"])]
 
 
 def write_metrics(settings, success, finished, duration, verified_size, future_dated=0, offsite=()):
-    """Replace the job's textfile; returns its path (None when metrics are off). Raises OSError."""
+    """Replace the job's textfile; returns its path (None when metrics are off). Raises OSError.
+    ``offsite`` as render_metrics takes it."""
     path = metrics_path(settings)
     if path is None:
         return None

@@ -331,8 +331,10 @@ def _record_metrics(settings, log, outcome, duration):
     verified_size = outcome.result["size_bytes"] if outcome.verified else None
     try:
         future_dated = len(outcome.pruned.plan.future_dated) if outcome.pruned is not None else 0
+        # A run that copied nothing off-site (it failed before) leaves each target's samples as they were.
+        offsite = outcome.offsite if outcome.offsite or not settings["offsite_targets_file"] else None
         outcome.metrics_path = metrics.write_metrics(settings, outcome.success, finished, duration, verified_size,
-                                                     future_dated, outcome.offsite)
+                                                     future_dated, offsite)
         if outcome.metrics_path:
             log.add("metrics written to %s" % outcome.metrics_path)
     except OSError as exc:

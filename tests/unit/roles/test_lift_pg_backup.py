@@ -314,3 +314,18 @@ def test_the_command_without_its_library_says_so(tmp_path):
                          universal_newlines=True, env=dict(os.environ, LIFT_PG_BACKUP_LIB=str(tmp_path)), check=False)
     assert run.returncode == 2 and run.stdout == ""
     assert "the collection's module_utils are missing or broken in %s" % tmp_path in run.stderr
+
+
+def test_a_run_that_copied_nothing_keeps_the_targets_samples():
+    """A run that failed before its copies (the database down) keeps each target's samples, so the
+    stale-copy alert still sees them; a run with no targets configured drops them."""
+    import datetime
+    from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.offsite import TargetCopy
+    copy = TargetCopy("nas", "sftp://x")
+    copy.action = "copied"
+    copy.newest_copy_time = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    first = render_metrics(LABELS, True, 1000.0, 1.0, verified_size=5, offsite=[copy])
+    later = render_metrics(LABELS, False, 2000.0, 1.0, previous_text=first, offsite=None)
+    target = LABELS + [("target", "nas")]
+    assert parse_metrics(later, target) == parse_metrics(first, target) != {}
+    assert 'target="nas"' not in render_metrics(LABELS, False, 3000.0, 1.0, previous_text=first, offsite=())
