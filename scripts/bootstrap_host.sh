@@ -44,6 +44,8 @@ PACKAGES=(
   openssh-server
   # for the shellcheck test of ansible-test sanity, which is skipped when it is absent
   shellcheck
+  # point-in-time recovery: the pitr_info module and the role pitr's job, tested against a real pgBackRest
+  pgbackrest
   ca-certificates
 )
 

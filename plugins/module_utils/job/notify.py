@@ -77,16 +77,23 @@ def run_notify(settings, status, unit, reporter):
         reporter.error("backup job %s failed: %s (no notify_command configured)"
                        % (settings["name"], values["message"]))
         return 0
-    argv = substitute(settings["notify_command"], values)
+    problem = run_command(settings["notify_command"], values, settings["notify_timeout"])
+    if problem:
+        reporter.error(problem)
+        return 1
+    return 0
+
+
+def run_command(command, values, timeout):
+    """Run the notification ``command`` (an argv with placeholders) with ``values`` in its
+    arguments and in LIFT_BACKUP_* variables; None when it succeeded, else what went wrong."""
+    argv = substitute(command, values)
     env = dict(os.environ)
     env.update(("LIFT_BACKUP_%s" % key.upper(), value) for key, value in values.items())
     try:
-        code = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, timeout=settings["notify_timeout"],
-                              check=False, cwd="/").returncode
+        code = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, timeout=timeout, check=False, cwd="/").returncode
     except (OSError, subprocess.SubprocessError) as exc:
-        reporter.error("the notification command %s failed: %s" % (argv[0], exc))
-        return 1
+        return "the notification command %s failed: %s" % (argv[0], exc)
     if code != 0:
-        reporter.error("the notification command %s exited with %d" % (argv[0], code))
-        return 1
-    return 0
+        return "the notification command %s exited with %d" % (argv[0], code)
+    return None
