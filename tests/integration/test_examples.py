@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import ast
 import os
+import re
 import pwd
 import shutil
 import subprocess
@@ -25,11 +26,12 @@ import yaml
 from helpers import backup
 from s3server import s3_server  # noqa: F401 pylint: disable=unused-import
 from sftpserver import TEST_USER, sftp_server_fixture  # noqa: F401 pylint: disable=unused-import
+from pitrlab import PitrLab
 from pglab import LIFT_ADMIN_PASSWORD, ROOT, PgCluster, as_postgres, load_fixture, postgres_owned_dir, run_playbook
 
 MODULE_DIR = os.path.join(ROOT, "plugins", "modules")
 # The modules in the order their examples build on each other: backups first, then what reads them.
-ORDER = ["backup", "backup_info", "verify", "compare", "restore", "prune", "rekey", "offsite"]
+ORDER = ["backup", "backup_info", "verify", "compare", "restore", "prune", "rekey", "offsite", "pitr_info"]
 # The socket directory libpq and the examples assume (Debian's).
 DEFAULT_SOCKET_DIR = "/var/run/postgresql"
 NAMED_BACKUPS = {
@@ -47,9 +49,26 @@ def examples_of(module):
                 and any(getattr(t, "id", None) == "EXAMPLES" for t in node.targets))
 
 
+# Modules whose examples need more than this host's test cluster, and where each of their actions runs.
+ELSEWHERE = {
+    # Debian's cluster layout (pg_ctlcluster, systemd units) and a pgBackRest repository with WAL:
+    # molecule/pitr runs every action through playbooks/pitr_restore.yml.
+    "pitr_restore": os.path.join(ROOT, "playbooks", "pitr_restore.yml"),
+}
+
+
 def test_every_module_has_its_examples_run_here():
     modules = sorted(name[:-3] for name in os.listdir(MODULE_DIR) if name.endswith(".py") and name != "__init__.py")
-    assert sorted(ORDER) == modules
+    assert sorted(ORDER + list(ELSEWHERE)) == modules
+
+
+def test_the_actions_of_modules_tested_elsewhere_run_there():
+    """Each action a module's examples use is one its playbook runs (and molecule runs the playbook)."""
+    for module, playbook in ELSEWHERE.items():
+        used = set(re.findall(r"^\s+action: (\w+)", examples_of(module), re.M))
+        with open(playbook) as handle:
+            ran = set(re.findall(r"^\s+action: (\w+)", handle.read(), re.M))
+        assert used and used <= ran, (module, used - ran)
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +247,19 @@ def test_module_examples_work_as_written(example_cluster, s3_server, sftp_server
         assert all(c["passed"] for c in copies.task("Re-read the newest copy on the SFTP server")["checks"])
         pulled = copies.task("Bring the newest good copy back from the bucket")
         assert pulled["copy"] == "copied" and pulled["path"].startswith(backups)
+
+        # pitr_info reads a pgBackRest repository: a cluster of its own archives into one (stanza
+        # lift_simulator, as in the examples), with a full backup; the example's configuration file
+        # becomes the test's (a path, as the directories).
+        pitr = PitrLab(stanza="lift_simulator").start()
+        try:
+            pitr.pgbackrest("stanza-create")
+            assert pitr.job("--type", "full").returncode == 0
+            runner.patch["pitr_info"] = lambda task: task.get("lift_simulator.postgresql.pitr_info", {}).update(config=pitr.conf)
+            read = runner.run_with_setup("pitr_info", {})[0].task("Read the point-in-time recovery repository")
+            assert read["newest_full"]["type"] == "full" and read["archive_lag_seconds"] < 600
+        finally:
+            pitr.destroy()
 
         every = [task["name"] for module in ORDER for task in runner.tasks_of(module)]
         assert set(every) <= set(runner.ran)
