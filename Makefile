@@ -40,7 +40,7 @@ host: ## Debian packages (PostgreSQL, docker.io, debootstrap...) and a running D
 
 # The images the suite and the demo use (the script can build debian12 and debian13).
 LAB_IMAGES ?= debian12 debian13
-lab-images: host ## build the lab images (lift-lab/debian12, ...) when missing
+lab-images: host ## build the lab images (lift-lab/debian12, ...) when missing or their recipe changed
 	scripts/build_lab_images.sh --parallel $(LAB_IMAGES)
 
 setup: venv host collection-link
@@ -60,8 +60,10 @@ integration: setup ## modules through ansible-playbook against a real PostgreSQL
 faults: setup ## fault injection: kills, full disks, stopped servers, hostile inputs, secrets
 	$(BIN)/pytest -q tests/faults
 
-molecule: setup lab-images ## molecule scenarios in systemd containers
-	scripts/run_molecule.sh
+# The scenarios to run (default: all of them), MOLECULE_JOBS at a time (default: the CPUs, at most 4).
+MOLECULE_SCENARIOS ?=
+molecule: setup lab-images ## molecule scenarios in systemd containers, several at a time (MOLECULE_JOBS)
+	scripts/run_molecule.sh $(MOLECULE_SCENARIOS)
 
 test: setup lab-images ## the whole suite: lint, sanity, unit, integration, faults, molecule
 	$(MAKE) --no-print-directory lint
