@@ -40,7 +40,7 @@ host: ## Debian packages (PostgreSQL, docker.io, debootstrap...) and a running D
 
 # The images the suite and the demo use (the script can build debian12 and debian13).
 LAB_IMAGES ?= debian12 debian13
-lab-images: host ## build the lab images (lift-lab/debian12, ...) when missing
+lab-images: host ## build the lab images (lift-lab/debian12, ...) when missing or their recipe changed
 	scripts/build_lab_images.sh --parallel $(LAB_IMAGES)
 
 setup: venv host collection-link
@@ -54,14 +54,20 @@ sanity: venv collection-link ## ansible-test sanity (offline-capable)
 unit: venv collection-link ## pytest unit tests
 	$(BIN)/pytest -q tests/unit
 
-integration: setup ## modules through ansible-playbook against a real PostgreSQL
-	$(BIN)/pytest -q tests/integration
+# Integration test files run INTEGRATION_JOBS at a time (pytest-xdist; each worker starts its own
+# PostgreSQL and test servers on free ports; the tests of one file stay in one worker). The fault
+# tests stay serial: they find the processes they kill by program and database name.
+INTEGRATION_JOBS ?= 2
+integration: setup ## modules through ansible-playbook against a real PostgreSQL (INTEGRATION_JOBS at a time)
+	$(BIN)/pytest -q -n $(INTEGRATION_JOBS) --dist loadfile tests/integration
 
 faults: setup ## fault injection: kills, full disks, stopped servers, hostile inputs, secrets
 	$(BIN)/pytest -q tests/faults
 
-molecule: setup lab-images ## molecule scenarios in systemd containers
-	scripts/run_molecule.sh
+# The scenarios to run (default: all of them), MOLECULE_JOBS at a time (default: the CPUs, at most 4).
+MOLECULE_SCENARIOS ?=
+molecule: setup lab-images ## molecule scenarios in systemd containers, several at a time (MOLECULE_JOBS)
+	scripts/run_molecule.sh $(MOLECULE_SCENARIOS)
 
 test: setup lab-images ## the whole suite: lint, sanity, unit, integration, faults, molecule
 	$(MAKE) --no-print-directory lint

@@ -1,26 +1,45 @@
 #!/usr/bin/env bash
-# Build the local lab images lift-lab/debian12:latest and lift-lab/debian13:latest:
-# Debian with systemd as PID 1, python3, sudo, procps and ca-certificates, and apt sources for
-# the image's own suite (main, -updates, -security; mirrors taken from the host's apt sources),
-# so that `apt-get update && apt-get install postgresql` works inside a running container.
+# Build the local lab images, for Debian 12 (bookworm) and Debian 13 (trixie):
+#   lift-lab/debianNN:bare    Debian with systemd as PID 1, python3, python3-apt, sudo, procps,
+#                             ca-certificates and acl, and apt sources for the image's own suite
+#                             (main, -updates, -security; mirrors taken from the host's apt
+#                             sources) but no apt lists: a bare machine, as users have them.
+#   lift-lab/debianNN:latest  the bare image plus the Debian packages that the roles and the
+#                             molecule scenarios install on a lab machine (LAB_PACKAGES below:
+#                             the PostgreSQL server and client of the release's version, as
+#                             roles/server/vars/Debian-NN.yml names it, psycopg2, the compressors,
+#                             age, the off-site clients, pgBackRest), installed without a cluster
+#                             and with no service started: the server role still creates, configures
+#                             and starts the cluster itself, as on a bare machine whose package made
+#                             none. The scenarios and the demo use this image; it only saves them
+#                             the download and installation of those packages on every machine.
+#                             No apt lists either, and no per-machine secret: the snakeoil
+#                             certificate that ssl-cert makes is removed and made on the first boot
+#                             of each container (lift-lab-snakeoil.service).
 #
-# An existing tag is reused unless --force is given. Each image is built with an ordinary
-# `docker build FROM debian:NN` when that base image exists locally or can be pulled; otherwise
-# (no registry, as on the CI machines) from `debootstrap --variant=minbase` + `docker import`.
+# Every image carries the label lift-lab.recipe, a hash of this script and of the package list.
+# An existing image is reused when its label matches, and rebuilt otherwise (so an older image is
+# replaced as soon as the recipe changes); --force rebuilds anyway. The replaced images are removed
+# unless a container still uses them. The bare images are built with an ordinary
+# `docker build FROM debian:NN` when that base image exists locally or can be pulled; otherwise (no
+# registry, as on the CI machines) from `debootstrap --variant=minbase` + `docker import`. The
+# :latest images are built FROM the bare ones (`docker build`, apt inside the build).
 #
 # Usage: scripts/build_lab_images.sh [--force] [--parallel] [debian12] [debian13]   (default: both)
-#   --force     rebuild even when the tag exists (the replaced image is removed if unused)
-#   --parallel  build the images at the same time (about 105 s for both instead of 150 s here)
+#   --force     rebuild even when the recipe label matches
+#   --parallel  build the images at the same time
 # Environment:
 #   LAB_IMAGE_REPO       image repository prefix          (default lift-lab)
 #   LAB_DEBIAN_MIRROR    Debian mirror for the images     (default: from the host, else deb.debian.org)
 #   LAB_SECURITY_MIRROR  Debian security mirror           (default: from the host, else deb.debian.org)
-#   LAB_BUILD_METHOD     auto | docker-build | debootstrap (default auto)
+#   LAB_BUILD_METHOD     auto | docker-build | debootstrap (default auto; for the bare images)
 #   LAB_PULL_TIMEOUT     seconds allowed for pulling the base image (default 120)
 #   LAB_BUILD_TMPDIR     where the debootstrap tree is made (default /var/tmp)
 # Needs root (debootstrap), docker, debootstrap: run scripts/bootstrap_host.sh first.
 set -euo pipefail
 
+SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+ROOT="$(dirname "$(dirname "${SELF}")")"
 REPO="${LAB_IMAGE_REPO:-lift-lab}"
 METHOD="${LAB_BUILD_METHOD:-auto}"
 PULL_TIMEOUT="${LAB_PULL_TIMEOUT:-120}"
@@ -28,6 +47,14 @@ BUILD_TMPDIR="${LAB_BUILD_TMPDIR:-/var/tmp}"
 # What the images contain besides the base system (python3-apt: for ansible.builtin.apt;
 # acl: lets Ansible become an unprivileged user such as postgres without pipelining).
 IMAGE_PACKAGES=(python3 python3-apt systemd systemd-sysv sudo procps ca-certificates acl)
+# What the :latest images add: the packages that roles/server (@PG@ is the release's PostgreSQL
+# major version, from roles/server/vars/Debian-NN.yml), roles/scheduled_backup,
+# roles/clean_restore, roles/pitr, lab/prepare.yml and the molecule scenarios install on a lab
+# machine.
+# Left out on purpose: openssh-server (its host keys would be the same on every machine) and
+# cron (a daemon on every machine); the scenarios that need them install them.
+LAB_PACKAGES=(postgresql-@PG@ postgresql-client-@PG@ python3-psycopg2 acl zstd lz4 age
+  python3-boto3 python3-paramiko pgbackrest)
 
 log() { printf '[build_lab_images] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -202,7 +229,31 @@ base_available() { # $1 = debian:NN
   timeout "${PULL_TIMEOUT}" docker pull -q "$1" </dev/null >/dev/null 2>&1
 }
 
-build_with_docker() { # $1 = suite, $2 = base image, $3 = tag
+# The image's lift-lab.recipe label: a hash of this script and of the arguments (the package
+# list), so that a changed recipe is seen on every machine that has an older image.
+recipe_hash() {
+  { cat "${SELF}"; printf '%s\n' "$@"; } | sha256sum | cut -c1-16
+}
+
+image_recipe() { # $1 = tag; empty when the image is missing or has no label
+  local value
+  value="$(docker image inspect -f '{{ index .Config.Labels "lift-lab.recipe" }}' "$1" 2>/dev/null || true)"
+  [[ ${value} == '<no value>' ]] && value=""
+  printf '%s\n' "${value}"
+}
+
+image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# Removes an image a rebuild replaced, unless it is still the tag's or a container (or a child
+# image) still uses it. (Removing a replaced :latest also removes its untagged parents, which may
+# already include the replaced :bare.)
+remove_replaced() { # $1 = old image id, $2 = tag
+  [[ -n $1 && $1 != "$(image_id "$2")" ]] || return 0
+  image_exists "$1" || return 0
+  docker image rm "$1" >/dev/null 2>&1 || log "$2: previous image $1 still in use, kept"
+}
+
+build_with_docker() { # $1 = suite, $2 = base image, $3 = tag, $4... = docker build options (labels)
   local ctx
   ctx="$(mktemp -d "${BUILD_TMPDIR}/lift-lab-build.XXXXXX")"
   WORKDIRS+=("${ctx}")
@@ -219,10 +270,10 @@ RUN rm -f /etc/apt/sources.list \\
  && sh /tmp/customize.sh
 EOF
   } >"${ctx}/Dockerfile"
-  docker build -t "$3" "${ctx}" </dev/null
+  docker build "${@:4}" -t "$3" "${ctx}" </dev/null
 }
 
-build_with_debootstrap() { # $1 = suite, $2 = tag
+build_with_debootstrap() { # $1 = suite, $2 = tag, $3... = docker build options (labels)
   command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found (run scripts/bootstrap_host.sh)"
   [[ ${EUID} -eq 0 ]] || die "debootstrap needs root"
   local work root include
@@ -247,34 +298,131 @@ build_with_debootstrap() { # $1 = suite, $2 = tag
   log "importing ${root} as $2"
   tar -C "${root}" --numeric-owner -c . | docker import - "${rootfs}" >/dev/null
   rm -rf --one-file-system "${root}"
-  write_settings "${rootfs}" "$1" debootstrap | docker build -q -t "$2" - >/dev/null
+  write_settings "${rootfs}" "$1" debootstrap | docker build -q "${@:3}" -t "$2" - >/dev/null
   docker image rm "${rootfs}" >/dev/null
 }
 
+# Run inside the :latest image's build (root, no systemd): the packages given as arguments, as a
+# role installs them, but no service started and no PostgreSQL cluster created (a drop-in of
+# postgresql-common's createcluster.conf, removed afterwards: the conffile stays as shipped, so the
+# machine behaves as any Debian machine). Nothing machine-specific or cached is left behind.
+write_install_packages() { # $1 = file
+  cat >"$1" <<'EOF'
+#!/bin/sh
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+chmod 0755 /usr/sbin/policy-rc.d
+dropin=/etc/postgresql-common/createcluster.d/00-lift-lab-build.conf
+mkdir -p "${dropin%/*}"
+printf 'create_main_cluster = false\n' >"${dropin}"
+apt-get update -q
+apt-get install -y -q --no-install-recommends "$@"
+rm -f "${dropin}" /usr/sbin/policy-rc.d
+# The checks: every package installed, no cluster, postgresql-common's conffiles unchanged.
+for pkg in "$@"; do
+  dpkg-query -W -f='${db:Status-Abbrev}' "${pkg}" | grep -q '^ii' || { echo "${pkg} is not installed" >&2; exit 1; }
+done
+if [ -n "$(pg_lsclusters -h)" ] || [ -n "$(ls -A /etc/postgresql)" ]; then
+  echo "a PostgreSQL cluster was created:" >&2
+  pg_lsclusters >&2
+  exit 1
+fi
+if dpkg --verify postgresql-common | grep ' /etc/'; then
+  echo "a conffile of postgresql-common was changed" >&2
+  exit 1
+fi
+# ssl-cert made a snakeoil key and certificate: every container makes its own on its first boot
+# (before PostgreSQL starts), as a machine does when it installs the package.
+if [ -x /usr/sbin/make-ssl-cert ]; then
+  rm -f /etc/ssl/private/ssl-cert-snakeoil.key /etc/ssl/certs/ssl-cert-snakeoil.pem
+  cat >/etc/systemd/system/lift-lab-snakeoil.service <<'EOT'
+[Unit]
+Description=Lab image: this machine's own snakeoil certificate (the image ships none)
+ConditionPathExists=!/etc/ssl/private/ssl-cert-snakeoil.key
+Before=postgresql.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil
+
+[Install]
+WantedBy=multi-user.target
+EOT
+  mkdir -p /etc/systemd/system/multi-user.target.wants
+  ln -sf /etc/systemd/system/lift-lab-snakeoil.service /etc/systemd/system/multi-user.target.wants/
+fi
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old /var/lib/dpkg/*-old \
+  /var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log /tmp/* /var/tmp/*
+EOF
+}
+
+build_with_packages() { # $1 = bare image, $2 = tag, $3 = label options (one word each), $4... = packages
+  local ctx labels
+  read -r -a labels <<<"$3"
+  ctx="$(mktemp -d "${BUILD_TMPDIR}/lift-lab-build.XXXXXX")"
+  WORKDIRS+=("${ctx}")
+  write_install_packages "${ctx}/install-packages.sh"
+  cat >"${ctx}/Dockerfile" <<EOF
+FROM $1
+COPY install-packages.sh /tmp/install-packages.sh
+RUN sh /tmp/install-packages.sh ${*:4}
+EOF
+  log "$2: installing ${*:4}"
+  if ! docker build "${labels[@]}" -t "$2" "${ctx}" </dev/null >"${ctx}/build.log" 2>&1; then
+    tail -n 60 "${ctx}/build.log" >&2
+    die "$2: installing the packages failed"
+  fi
+}
+
+# The release's PostgreSQL major version, as the server role reads it.
+postgresql_version() { # $1 = 12 | 13
+  local file="${ROOT}/roles/server/vars/Debian-$1.yml" version
+  version="$(sed -n 's/^__server_postgresql_version: *["'\'']\{0,1\}\([0-9][0-9]*\).*$/\1/p' "${file}" 2>/dev/null || true)"
+  [[ -n ${version} ]] || die "no __server_postgresql_version in ${file}"
+  printf '%s\n' "${version}"
+}
+
 build_one() { # $1 = debian12 | debian13
-  local version="${1#debian}" suite tag start
+  local version="${1#debian}" suite pg tag bare start recipe bare_recipe have old_id old_bare_id
   case "${version}" in 12) suite=bookworm ;; 13) suite=trixie ;; *) die "unknown target $1" ;; esac
+  pg="$(postgresql_version "${version}")"
+  local packages=("${LAB_PACKAGES[@]//@PG@/${pg}}")
   tag="${REPO}/$1:latest"
-  if [[ ${FORCE} -eq 0 ]] && image_exists "${tag}"; then
-    log "${tag}: exists, reused (use --force to rebuild)"
+  bare="${REPO}/$1:bare"
+  bare_recipe="$(recipe_hash "${suite}")"
+  recipe="$(recipe_hash "${suite}" "${packages[@]}")"
+  have="$(image_recipe "${tag}")"
+  if [[ ${FORCE} -eq 0 && ${have} == "${recipe}" ]]; then
+    log "${tag}: recipe ${recipe} unchanged, reused (use --force to rebuild)"
     return 0
   fi
-  local old_id=""
-  old_id="$(docker image inspect -f '{{.Id}}' "${tag}" 2>/dev/null || true)"
+  log "${tag}: building recipe ${recipe} (the existing image has: ${have:-none})"
+  old_id="$(image_id "${tag}")"
+  old_bare_id="$(image_id "${bare}")"
   start=${SECONDS}
-  if [[ ${METHOD} != debootstrap ]] && base_available "debian:${version}"; then
-    log "${tag}: docker build FROM debian:${version}"
-    build_with_docker "${suite}" "debian:${version}" "${tag}"
-  elif [[ ${METHOD} == docker-build ]]; then
-    die "debian:${version} cannot be pulled and LAB_BUILD_METHOD=docker-build"
+  if [[ ${FORCE} -eq 0 && $(image_recipe "${bare}") == "${bare_recipe}" ]]; then
+    log "${bare}: recipe ${bare_recipe} unchanged, reused"
   else
-    log "${tag}: no base image debian:${version}; using debootstrap ${suite}"
-    build_with_debootstrap "${suite}" "${tag}"
+    local bare_labels=(--label "lift-lab.recipe=${bare_recipe}" --label lift-lab.flavor=bare)
+    if [[ ${METHOD} != debootstrap ]] && base_available "debian:${version}"; then
+      log "${bare}: docker build FROM debian:${version}"
+      build_with_docker "${suite}" "debian:${version}" "${bare}" "${bare_labels[@]}"
+    elif [[ ${METHOD} == docker-build ]]; then
+      die "debian:${version} cannot be pulled and LAB_BUILD_METHOD=docker-build"
+    else
+      log "${bare}: no base image debian:${version}; using debootstrap ${suite}"
+      build_with_debootstrap "${suite}" "${bare}" "${bare_labels[@]}"
+    fi
+    log "${bare}: built in $((SECONDS - start))s"
   fi
-  if [[ -n ${old_id} && ${old_id} != "$(docker image inspect -f '{{.Id}}' "${tag}")" ]]; then
-    # The replaced image, unless a container still uses it.
-    docker image rm "${old_id}" >/dev/null 2>&1 || log "${tag}: previous image ${old_id} still in use, kept"
-  fi
+  build_with_packages "${bare}" "${tag}" \
+    "--label lift-lab.recipe=${recipe} --label lift-lab.flavor=packages --label lift-lab.postgresql=${pg}" \
+    "${packages[@]}"
+  # The child first: a replaced :bare can only go once nothing is built on it.
+  remove_replaced "${old_id}" "${tag}"
+  remove_replaced "${old_bare_id}" "${bare}"
   log "${tag}: built in $((SECONDS - start))s ($(docker image inspect -f '{{.Size}}' "${tag}" | awk '{ printf "%d MB", $1 / 1000000 }'))"
 }
 
