@@ -33,8 +33,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pitr imp
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pitr.recovery_instance import (
     RecoveryError, clusters, read_record)
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pitr.recovery_watch import server_state
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.atomic_files import (
-    fsync_dir, write_file_atomic)
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.atomic_files import write_file_atomic
 
 # What pgBackRest's restore writes into postgresql.auto.conf, reset before the copy goes in service.
 RESET_SETTINGS = ("archive_mode", "restore_command", "recovery_target", "recovery_target_time",
@@ -161,9 +160,22 @@ def pid_status(data_dir):
     return lines[7].strip() if len(lines) > 7 else None
 
 
-def _real_dir(path, what):
+def open_parent(path):
+    """The directory that holds the data directories (``/var/lib/postgresql/<version>``), opened
+    without following a symlink. The postgres OS user owns /var/lib/postgresql and could put a
+    symlink there in place of the version directory; the switch renames as root, so it works on
+    names relative to this descriptor and never on a path postgres could redirect."""
+    if os.path.realpath(path) != os.path.normpath(path):
+        raise RecoveryError("%s is reached through a symlink (%s): refused" % (path, os.path.realpath(path)))
     try:
-        st = os.lstat(path)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise RecoveryError("cannot open %s without following a symlink: %s" % (path, exc.strerror))
+
+
+def _real_dir(path, what, parent_fd):
+    try:
+        st = os.stat(os.path.basename(path), dir_fd=parent_fd, follow_symlinks=False)
     except OSError:
         raise RecoveryError("%s %s is missing" % (what, path))
     if not stat.S_ISDIR(st.st_mode):
@@ -171,10 +183,28 @@ def _real_dir(path, what):
     return st
 
 
-def switch_checks(layout):
+def _parent_of(layout):
+    parent = os.path.dirname(layout.main_data)
+    if os.path.dirname(layout.copy_data) != parent:
+        raise RecoveryError("the recovered copy %s is not beside %s: refused" % (layout.copy_data, layout.main_data))
+    return parent
+
+
+def switch_checks(layout, parent_fd=None):
     """What must hold before anything is stopped."""
-    copy = _real_dir(layout.copy_data, "the recovered copy's data directory")
-    main = _real_dir(layout.main_data, "the running cluster's data directory")
+    own_fd = parent_fd is None
+    if own_fd:
+        parent_fd = open_parent(_parent_of(layout))
+    try:
+        _switch_checks(layout, parent_fd)
+    finally:
+        if own_fd:
+            os.close(parent_fd)
+
+
+def _switch_checks(layout, parent_fd):
+    copy = _real_dir(layout.copy_data, "the recovered copy's data directory", parent_fd)
+    main = _real_dir(layout.main_data, "the running cluster's data directory", parent_fd)
     if copy.st_uid != main.st_uid or copy.st_dev != main.st_dev:
         raise RecoveryError("the recovered copy %s is not owned by the cluster's owner or not on the same file system "
                             "as %s: refused" % (layout.copy_data, layout.main_data))
@@ -185,30 +215,52 @@ def switch_checks(layout):
     if found and os.path.normpath(found["data_dir"]) != layout.main_data:
         raise RecoveryError("the data directory of %s/%s is %s, not %s: refused" % (
             layout.version, layout.cluster, found["data_dir"], layout.main_data))
-    if os.path.lexists(layout.replaced_data(time.time())):
-        raise RecoveryError("%s exists already: try again in a second" % layout.replaced_data(time.time()))
+    replaced = layout.replaced_data(time.time())
+    if _exists(os.path.basename(replaced), parent_fd):
+        raise RecoveryError("%s exists already: try again in a second" % replaced)
+
+
+def _exists(name, parent_fd):
+    try:
+        os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def switch(layout, timeout=300, clock=time.time):
     """Stop the copy and the running cluster, swap the data directories, start the cluster on the
     recovered data. Returns {downtime_s, replaced_data_dir, ...}; on a failed start the previous
     data directory is back in service and RecoveryError says so."""
-    switch_checks(layout)
+    parent_fd = open_parent(_parent_of(layout))
+    try:
+        return _switch(layout, parent_fd, timeout, clock)
+    finally:
+        os.close(parent_fd)
+
+
+def _switch(layout, parent_fd, timeout, clock):
+    switch_checks(layout, parent_fd)
     record = read_record(layout) or {}
     _systemctl_ok("stop", layout.unit(layout.copy))
     replaced = layout.replaced_data(clock())
-    parent = os.path.dirname(layout.main_data)
+    main_name, copy_name, replaced_name = (os.path.basename(path) for path in (
+        layout.main_data, layout.copy_data, replaced))
+
+    def rename(source, target):
+        os.rename(source, target, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+
     stopped_at = clock()
     _systemctl_ok("stop", layout.unit(layout.cluster))
-    os.rename(layout.main_data, replaced)
+    rename(main_name, replaced_name)
     try:
-        os.rename(layout.copy_data, layout.main_data)
+        rename(copy_name, main_name)
     except OSError as exc:
-        os.rename(replaced, layout.main_data)
+        rename(replaced_name, main_name)
         systemctl("start", layout.unit(layout.cluster))
         raise RecoveryError("cannot move the recovered copy into place (%s); the running cluster's data is back in "
                             "service" % exc.strerror)
-    fsync_dir(parent)
+    os.fsync(parent_fd)
     code, text = systemctl("start", layout.unit(layout.cluster))
     if code != 0 or pid_status(layout.main_data) != "ready":
         try:
@@ -216,9 +268,9 @@ def switch(layout, timeout=300, clock=time.time):
                   what="%s on the recovered data" % layout.cluster)
         except RecoveryError:
             systemctl("stop", layout.unit(layout.cluster))
-            os.rename(layout.main_data, layout.copy_data)
-            os.rename(replaced, layout.main_data)
-            fsync_dir(parent)
+            rename(main_name, copy_name)
+            rename(replaced_name, main_name)
+            os.fsync(parent_fd)
             systemctl("start", layout.unit(layout.cluster))
             raise RecoveryError(
                 "the cluster would not start on the recovered data (%s; see %s); the previous data directory is "

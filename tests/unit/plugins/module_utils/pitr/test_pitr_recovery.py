@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 import pytest
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pitr import recovery_archive as ra
@@ -424,3 +426,46 @@ def test_facts():
 ])
 def test_archived_since(last, archived):
     assert ra.archived_since(last, "000000010000000000000005") is archived
+
+
+def _data_dirs(base, monkeypatch):
+    """A Debian-like data directory layout below ``base`` (the postgres OS user's part of it)."""
+    monkeypatch.setattr(rl, "BASE_DATA", str(base))
+    layout = rl.Layout("15", "main")
+    os.makedirs(layout.main_data)
+    os.makedirs(layout.copy_data)
+    monkeypatch.setattr(rs, "clusters", lambda: {})
+    return layout
+
+
+def test_the_switch_refuses_a_symlinked_version_directory(tmp_path, monkeypatch):
+    # The postgres OS user owns /var/lib/postgresql and could replace the version directory with
+    # a symlink to a directory of root's: the switch renames as root, so it must refuse.
+    elsewhere = tmp_path / "elsewhere"
+    layout = _data_dirs(elsewhere, monkeypatch)
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "15").symlink_to(elsewhere / "15")
+    monkeypatch.setattr(rl, "BASE_DATA", str(real))
+    with pytest.raises(rs.RecoveryError, match="reached through a symlink"):
+        rs.switch_checks(layout)
+    fd = None
+    with pytest.raises(rs.RecoveryError, match="symlink"):
+        fd = rs.open_parent(os.path.join(str(real), "15"))
+    assert fd is None
+
+
+def test_the_switch_refuses_a_symlinked_data_directory(tmp_path, monkeypatch):
+    layout = _data_dirs(tmp_path, monkeypatch)
+    os.rmdir(layout.copy_data)
+    os.symlink(layout.main_data, layout.copy_data)
+    with pytest.raises(rs.RecoveryError, match="not a directory"):
+        rs.switch_checks(layout)
+
+
+def test_the_switch_checks_pass_on_real_directories(tmp_path, monkeypatch):
+    layout = _data_dirs(tmp_path, monkeypatch)
+    rs.switch_checks(layout)
+    open(os.path.join(layout.copy_data, "recovery.signal"), "w").close()
+    with pytest.raises(rs.RecoveryError, match="still in recovery"):
+        rs.switch_checks(layout)
