@@ -47,6 +47,13 @@ PACKAGES=(
   # point-in-time recovery: the pitr_info module and the role pitr's job, tested against a real pgBackRest
   pgbackrest
   ca-certificates
+  # promtool (checks and unit-tests the alert rules, tests/alerts); the Prometheus server of the same
+  # package must not run here: see quiet_prometheus_server below
+  prometheus
+  # /usr/sbin/sendmail for the job's mail notifier test (msmtp relays to the test's own SMTP server; no daemon)
+  msmtp-mta
+  # headless browser for the status page test (tests/integration/test_status_page.py: screenshot and DOM)
+  chromium
 )
 
 log() { printf '[bootstrap_host] %s\n' "$*" >&2; }
@@ -92,7 +99,26 @@ install_packages() {
   fi
   for pkg in "${missing[@]}"; do
     is_installed "${pkg}" || die "package ${pkg} is still not installed"
+    [[ ${pkg} != prometheus ]] || quiet_prometheus_server
   done
+}
+
+# Only promtool is wanted from the prometheus package. policy-rc.d kept its maintainer script from
+# starting the server; it is also kept from starting at boot (disabled and masked), and stopped
+# should it run anyway. Done only when this script installed the package: a server set up on
+# purpose before is left alone.
+quiet_prometheus_server() {
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable prometheus.service >/dev/null 2>&1 || true
+    systemctl mask prometheus.service >/dev/null 2>&1 || true
+    if [[ -d /run/systemd/system ]]; then
+      systemctl stop prometheus.service >/dev/null 2>&1 || true
+    fi
+  fi
+  if [[ ! -d /run/systemd/system && -x /etc/init.d/prometheus ]]; then
+    /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+  fi
+  log "prometheus: promtool installed, the server kept from running (disabled and masked)"
 }
 
 docker_answers() { docker info >/dev/null 2>&1; }

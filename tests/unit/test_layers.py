@@ -16,7 +16,7 @@ from conftest import ROOT
 MODULE_UTILS = os.path.join(ROOT, "plugins", "module_utils")
 LOWER_PACKAGES = ("pg", "artifact", "storage")
 LOWER_FILES = ("codecs.py", "process.py", "secret_file.py", "stall_watch.py", "units.py", "version.py", "failpoints.py")
-UPPER = ("backup", "restore", "verify", "retention", "rekey", "offsite", "job", "app", "compare", "ansible_common")
+UPPER = ("backup", "restore", "verify", "retention", "rekey", "offsite", "job", "app", "compare", "ansible_common", "report")
 PREFIX = "ansible_collections.lift_simulator.postgresql.plugins.module_utils"
 
 

@@ -2,7 +2,8 @@
 # Copyright: contributors to lift_simulator.postgresql
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The lift-pg-backup command line: its options (one per setting, settings.py), --help, and
-main(): settings, the switch to the job's user, then the notification or one run.
+main(): settings, the switch to the job's user, then the notification, one run or one restore
+drill (--drill, job/drill.py).
 Pure Python (no Ansible).
 """
 
@@ -15,6 +16,8 @@ import json
 import signal
 import sys
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import drill
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import drill_record
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import runner
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.notify import read_status, run_notify
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.presentation import Reporter
@@ -39,14 +42,19 @@ EPILOG = (
     "  <state_dir>/<name>.lock                  lock (flock) held while a run is going on\n"
     "  <state_dir>/<name>.last-run.json         outcome of the last run (for --notify-failure)\n"
     "  <metrics_dir>/lift_pg_backup_<name>.prom node_exporter textfile metrics\n"
-    "  <log_dir>/<backup name>.log              one log per run\n\n"
+    "  <log_dir>/<backup name>.log              one log per run\n"
+    "  <log_dir>/<name>_drill_<time>.log        one log per restore drill (--drill)\n"
+    "  <state_dir>/drills/<name>-<time>.json    report of each restore drill\n"
+    "  <metrics_dir>/lift_pg_backup_drill_<name>.prom  restore drill metrics\n\n"
     "exit status:\n"
     "  0 success, 1 the run failed (the log says why), 2 usage or configuration error,\n"
-    "  75 another backup is running (without --wait)\n\n"
+    "  75 another backup is running (without --wait), or another drill (--drill)\n\n"
     "examples:\n"
     "  sudo lift-pg-backup                        run the configured job now (switches to its user)\n"
     "  sudo lift-pg-backup --wait                 wait for a running backup first\n"
     "  lift-pg-backup --print-config              show the effective settings\n"
+    "  sudo lift-pg-backup --drill                restore drill: restore the newest backups into scratch\n"
+    "                                             databases, check them, drop them\n"
     "  lift-pg-backup --config /etc/lift-pg-backup/lift_simulator.json --no-retention")
 _METAVARS = {"path": "PATH", "int": "N"}
 
@@ -62,6 +70,9 @@ def build_parser():
     parser.add_argument("--notify-failure", action="store_true",
                         help="only run notify_command about the last run (used by the systemd OnFailure unit)")
     parser.add_argument("--unit", default="", help="with --notify-failure: the unit that failed")
+    parser.add_argument("--drill", action="store_true",
+                        help="run a restore drill instead of a backup: the newest good backup (and the newest copy on "
+                             "each off-site target) restored into a scratch database, checked there and dropped")
     parser.add_argument("--version", action="version", version="%s (lift_simulator.postgresql %s)"
                         % (PROG, COLLECTION_VERSION))
     group = parser.add_argument_group("settings (override the configuration file)")
@@ -93,6 +104,13 @@ def parse_args(argv):
     return build_parser().parse_args(argv)
 
 
+def last_status(settings):
+    """The status the failure notification reports: the backup run's or the restore drill's,
+    whichever finished last (the backup and the drill units share the OnFailure unit)."""
+    found = [s for s in (read_status(settings), drill_record.read_status(settings)) if isinstance(s, dict)]
+    return max(found, key=lambda s: str(s.get("finished_at") or "")) if found else None
+
+
 def main(argv=None):
     """The command; returns its exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -108,10 +126,12 @@ def main(argv=None):
         reporter.error("configuration error: %s" % exc)
         return runner.EXIT_USAGE
     if args.notify_failure:
-        return run_notify(settings, read_status(settings), args.unit, reporter)
+        return run_notify(settings, last_status(settings), args.unit, reporter)
     signal.signal(signal.SIGTERM, runner.on_signal)
     signal.signal(signal.SIGINT, runner.on_signal)
     try:
+        if args.drill:
+            return drill.run(settings, config_path, reporter)
         return runner.run(settings, config_path, reporter)
     except ConfigError as exc:
         reporter.error("configuration error: %s" % exc)

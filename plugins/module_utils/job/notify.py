@@ -2,7 +2,8 @@
 # Copyright: contributors to lift_simulator.postgresql
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The scheduled job's failure notification: the last run's status file (what the systemd
-OnFailure unit reads) and the notify_command with its placeholders and environment.
+OnFailure unit reads), the notify_command with its placeholders and environment, and the order in
+which every configured notifier runs (command, mail: notify_mail.py, webhook: notify_webhook.py).
 Pure Python (no Ansible).
 """
 
@@ -13,10 +14,13 @@ __metaclass__ = type
 import datetime
 import json
 import os
+import pwd
 import socket
 import subprocess
 import sys
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.notify_mail import send_mail
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.notify_webhook import send_webhook
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import PROG, status_path
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import atomic_files
 
@@ -67,21 +71,47 @@ def substitute(argv, values):
     return result
 
 
+def configured_notifiers(settings):
+    """The names of the notifiers the settings configure, in the order they run."""
+    return [name for name, on in (("command", settings["notify_command"]),
+                                  ("mail", settings.get("notify_mail_to")),
+                                  ("webhook", settings.get("notify_webhook_url"))) if on]
+
+
 def run_notify(settings, status, unit, reporter):
-    """Run notify_command; returns 0 when it succeeded (or there is none), 1 otherwise.
+    """Run every configured notifier (notify_command, mail, webhook); returns 0 when all of them
+    succeeded (or none is configured), 1 when any failed. One failing does not stop the others.
 
     It runs as the job's user: cli.main() has switched to that user already (the systemd
-    notification unit starts the command as root)."""
+    notification unit starts it as that user, the cron job's command after switching)."""
     values = notify_values(settings, status, unit)
-    if not settings["notify_command"]:
-        reporter.error("backup job %s failed: %s (no notify_command configured)"
+    notifiers = configured_notifiers(settings)
+    if not notifiers:
+        reporter.error("backup job %s failed: %s (no notifier configured)"
                        % (settings["name"], values["message"]))
         return 0
-    problem = run_command(settings["notify_command"], values, settings["notify_timeout"])
-    if problem:
-        reporter.error(problem)
-        return 1
-    return 0
+    time_text = utc_now_text()
+    failed = 0
+    for name in notifiers:
+        if name == "command":
+            problem = run_command(settings["notify_command"], values, settings["notify_timeout"])
+        elif name == "mail":
+            problem = send_mail(settings, values, time_text, default_sender())
+        else:
+            problem = send_webhook(settings, values, time_text)
+        if problem:
+            failed += 1
+            reporter.error(problem)
+    return 1 if failed else 0
+
+
+def default_sender():
+    """<the job user>@<this host's name>: the From address when notify_mail_from is not set."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = "lift-pg-backup"
+    return "%s@%s" % (user, socket.getfqdn())
 
 
 def run_command(command, values, timeout):

@@ -35,6 +35,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg impor
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import apply as retention_apply
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.retention import policy as retention
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.report import status_page
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.verify.quick import verify_quickly
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version import COLLECTION_VERSION
 
@@ -311,6 +312,7 @@ def _locked_run(settings, log, reporter, started, started_wall):
                   .strftime("%Y-%m-%dT%H:%M:%SZ"), finished_at=notify.utc_now_text(), pid=os.getpid(),
                   duration_s=round(duration, 3))
     notify.write_status(settings, status)
+    status_page.write_for_job(settings, warn=reporter.error)  # never raises: a page never fails the run
     _ignore_signals(signal.SIG_DFL)  # not inherited as ignored by the notification command
     if outcome.success:
         reporter.step("backup of %s succeeded" % settings["database"])

@@ -98,6 +98,16 @@ SETTINGS = (
     own("offsite_targets_file", "path", None, "JSON list of off-site targets (the offsite module's target settings "
                                               "and a name; 0600, the job user's own: it holds credentials); each "
                                               "verified backup is copied to every one"),
+    # Restore drills (--drill; job/drill.py).
+    own("drill_owner", "str", "lift_admin", "--drill: the role that owns the restored objects in the scratch "
+                                            "database (it must exist)"),
+    own("drill_local_login", "bool", True, "--drill: connect over the local socket as the OS user (peer "
+                                           "authentication: postgres is a superuser, as restores need) instead of "
+                                           "with the backup's login"),
+    own("drill_offsite", "bool", True, "--drill: also drill from the newest copy on each off-site target"),
+    own("drill_pull_dir", "path", None, "--drill: where a private directory for the pulled copy is made (removed "
+                                        "afterwards; default /var/tmp)"),
+    own("drill_identity_file", "path", None, "--drill: age identity that decrypts encrypted backups"),
     own("retention", "bool", True, "apply the retention rules after a verified backup"),
     shared("keep_last", "always keep this many newest good backups"),
     shared("keep_daily", "keep the newest good backup of each of the last N days"),
@@ -111,13 +121,33 @@ SETTINGS = (
     own("metrics_dir", "path", "/var/lib/prometheus/node-exporter",
         "node_exporter textfile directory (empty or null: no metrics)", nullable=True),
     own("state_dir", "path", "/var/lib/lift-pg-backup", "lock file and last-run status"),
+    own("status_page_dir", "path", None, "write the status page (index.html, 0644) here after every run and drill "
+                                         "(null: no page; report/status_page.py)"),
     own("lock_file", "path", None, "lock file (default: <state_dir>/<name>.lock)"),
     own("wait", "bool", False, "wait for a running backup instead of exiting"),
     own("wait_timeout", "int", None, "with wait: give up after this many seconds"),
     own("notify_command", "argv", [], "command run when a run fails (argv list; {log} {unit} {name} {database} "
                                       "{host} {status} {message} are replaced)"),
     own("notify_on_failure", "bool", False, "run notify_command itself after a failed run (cron)"),
-    own("notify_timeout", "int", 120, "seconds the notification command may take", minimum=1),
+    own("notify_timeout", "int", 120, "seconds each notifier (command, mail, webhook) may take", minimum=1),
+    own("notify_mail_to", "list", [], "mail a failure to these addresses (through notify_mail_command)"),
+    own("notify_mail_from", "str", None, "From address of the failure mail (default: <user>@<host>)"),
+    own("notify_mail_command", "argv", ["/usr/sbin/sendmail", "-t", "-i"],
+        "sendmail-compatible command the failure mail goes to (on stdin; recipients in its header)"),
+    own("notify_webhook_url", "str", None, "POST a failure as JSON to this http(s) URL"),
+    own("notify_webhook_token_file", "path", None, "file with the webhook's bearer token (0600, the job user's)"),
+    own("notify_webhook_retries", "int", 2, "further webhook attempts after a network error or a 5xx/429 answer"),
+    # Thresholds of the alert rules (job/alerts.py; the role writes the same into the rules file).
+    own("alert_backup_max_age_seconds", "int", 8 * 86400, "alert when the last good backup is older (status page)",
+        minimum=1),
+    own("alert_drill_max_age_seconds", "int", 93 * 86400, "alert when the last good restore drill is older",
+        minimum=1),
+    own("alert_offsite_max_age_seconds", "int", 8 * 86400, "alert when the newest off-site copy is older",
+        minimum=1),
+    own("alert_pitr_archive_lag_seconds", "int", 3600, "alert when the newest archived WAL segment is older",
+        minimum=1),
+    own("alert_pitr_backup_max_age_seconds", "int", 2 * 86400, "alert when the newest pgBackRest backup is older",
+        minimum=1),
 )
 SETTING_TYPES = dict((setting.key, setting) for setting in SETTINGS)
 SETTING_DEFAULTS = dict((setting.key, setting.default) for setting in SETTINGS)
