@@ -371,6 +371,36 @@ def test_a_stopped_psql_is_stopped_and_the_live_database_kept(cluster, workdir, 
     drop_databases(cluster, "stall_target")
 
 
+def test_a_psql_stopped_after_the_whole_dump_reached_it_is_stopped_too(cluster, workdir, stall_db):
+    """The end of the dump sits in the pipe long before psql has run it (the indexes and keys come
+    last): a psql stopped then is watched as well, never waited for forever."""
+    made = backup(cluster, os.path.join(workdir, "b"), database=stall_db)
+    size = os.path.getsize(made["path"])
+    target = clone_database(cluster, "stall_tail", template=stall_db)
+    before, names = fingerprint(cluster, target), databases(cluster)
+    args = dict(cluster.connection_vars(), path=made["path"], database=target, force=True, stall_timeout=3)
+    thread, holder = start("restore_module.yml", {"restore_args": args})
+
+    def near_the_end():
+        for pid in processes.find_matching("psql", lambda p: not processes.version_probe(p) and any(
+                e.startswith(b"PGDATABASE=stall_tail_staging_") for e in processes.environ(p))):
+            if processes.bytes_read(pid) >= size - 48 * 1024:
+                return pid
+        return None
+    pid = processes.wait_for(near_the_end, interval=0.0005, what="psql reading the end of the dump")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        thread.join(120)
+        assert not thread.is_alive(), "the restore still waits for the stopped psql"
+    finally:
+        if processes.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    result = holder["run"].task("Restore")
+    assert result["failed"] and "psql made no progress for 3 s" in result["msg"]
+    assert fingerprint(cluster, target) == before and databases(cluster) == names
+    drop_databases(cluster, "stall_tail")
+
+
 def test_a_stopped_pg_restore_is_stopped_and_the_live_database_kept(cluster, workdir, stall_db):
     """A custom-format backup: pg_restore stopped (SIGSTOP) while it loads the staging database."""
     made = backup(cluster, os.path.join(workdir, "b"), database=stall_db, format="custom")

@@ -225,6 +225,9 @@ def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stal
                     for piece in pieces:
                         consumer.stdin.write(piece)
                     consumer.stdin.close()
+                    # Watched to the end: the last part of the input sits in the pipe long before
+                    # psql has run it, and a psql that stops then would be waited for forever.
+                    consumer.wait()
             except BrokenPipeError:
                 text.kill()  # psql stopped reading: it failed, and says why below
             except plain_dump.PlainDumpError as exc:
