@@ -6,7 +6,8 @@ the backup directory, and the newest good copy on each off-site target (pulled w
 offsite/source.py into a private directory removed afterwards), each restored into a scratch
 database and checked there by verify/by_restore.py, the verify module's ``level: restore`` (the
 scratch database is dropped whatever happens; one left by a killed drill is dropped by the next
-one, through the collection's records). The drill holds a lock of its own (it never blocks a
+one, through the collection's records); with ``drill_pitr_stanza``, the pgBackRest repository's
+latest recovered into a scratch data directory (job/drill_pitr.py). The drill holds a lock of its own (it never blocks a
 backup) and records its outcome with job/drill_record.py. Pure Python (no Ansible).
 """
 
@@ -22,6 +23,7 @@ import traceback
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import backup_files
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import drill_pitr
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import drill_record
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import notify
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import offsite as job_offsite
@@ -48,7 +50,8 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.version 
 LOCAL = "local"
 # What makes one source's drill fail (the drill goes on with the next source).
 SOURCE_ERRORS = (RestoreError, PgError, DatabaseError, backup_files.BackupFileError, transfer.TransferError,
-                 targets.TargetError, StorageError, UntrustedPathError, SecretFileError, ConfigError, OSError)
+                 targets.TargetError, StorageError, UntrustedPathError, SecretFileError, ConfigError,
+                 OSError) + drill_pitr.ERRORS
 
 
 class SourceDrill(object):
@@ -174,21 +177,30 @@ def run_drills(settings, log, reporter, drills):
         drill = SourceDrill(LOCAL)
         drills.append(drill)
         _one(drill, lambda: _drill_local(settings, drill, identity, log), log)
-        if not (settings["offsite_targets_file"] and settings["drill_offsite"]):
-            return
-        try:
-            found = job_offsite.read_targets(settings["offsite_targets_file"])
-        except ConfigError as exc:
-            drill = SourceDrill("offsite")
-            drill.message = str(exc)
-            drills.append(drill)
-            log.add("drill offsite: FAILED: %s" % exc)
-            return
-        for name, target in found:
-            reporter.step("restore drill of the newest copy on off-site target %s" % name)
-            drill = SourceDrill("offsite:%s" % name)
-            drills.append(drill)
-            _one(drill, lambda: _drill_offsite(settings, drill, target, identity, log), log)
+        if settings["offsite_targets_file"] and settings["drill_offsite"]:
+            _drill_offsite_targets(settings, log, reporter, drills, identity)
+    if settings["drill_pitr_stanza"]:
+        reporter.step("restore drill of the latest of pgBackRest stanza %s" % settings["drill_pitr_stanza"])
+        drill = SourceDrill(drill_pitr.SOURCE)
+        drills.append(drill)
+        _one(drill, lambda: drill_pitr.drill(settings, drill, log), log)
+
+
+def _drill_offsite_targets(settings, log, reporter, drills, identity):
+    """The newest copy on each off-site target, in turn."""
+    try:
+        found = job_offsite.read_targets(settings["offsite_targets_file"])
+    except ConfigError as exc:
+        drill = SourceDrill("offsite")
+        drill.message = str(exc)
+        drills.append(drill)
+        log.add("drill offsite: FAILED: %s" % exc)
+        return
+    for name, target in found:
+        reporter.step("restore drill of the newest copy on off-site target %s" % name)
+        drill = SourceDrill("offsite:%s" % name)
+        drills.append(drill)
+        _one(drill, lambda: _drill_offsite(settings, drill, target, identity, log), log)
 
 
 def run(settings, config_path, reporter):

@@ -108,6 +108,10 @@ SETTINGS = (
     own("drill_pull_dir", "path", None, "--drill: where a private directory for the pulled copy is made (removed "
                                         "afterwards; default /var/tmp)"),
     own("drill_identity_file", "path", None, "--drill: age identity that decrypts encrypted backups"),
+    own("drill_pitr_stanza", "str", None, "--drill: also recover this pgBackRest stanza's latest into a scratch data "
+                                          "directory under state_dir and check it there (null: no PITR drill)"),
+    own("drill_pitr_config", "path", None, "--drill: pgBackRest configuration file of the PITR drill (null: "
+                                           "pgBackRest's default, /etc/pgbackrest/pgbackrest.conf)"),
     own("retention", "bool", True, "apply the retention rules after a verified backup"),
     shared("keep_last", "always keep this many newest good backups"),
     shared("keep_daily", "keep the newest good backup of each of the last N days"),
