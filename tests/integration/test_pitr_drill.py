@@ -240,3 +240,44 @@ def test_sigterm_stops_the_temporary_server_and_removes_the_scratch_directory(la
     assert not running(server)
     metrics = drill_metrics(job)
     assert metrics[("success", "pitr")] == 0
+
+
+def test_a_drill_killed_with_sigkill_leaves_its_server_and_the_next_drill_removes_both(lab, job):
+    proc = job.start("--drill")
+    try:
+        found = poll("the drill's temporary server", lambda: glob.glob(os.path.join(
+            job.state_dir, "drill-pitr-it_job-*", "data", "postmaster.pid")), timeout=240)
+        with open(found[0]) as handle:
+            server = int(handle.readline())
+        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as handle:
+            [child] = [int(pid) for pid in handle.read().split()]
+        os.kill(child, signal.SIGKILL)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = scratch_dirs(job)
+    assert len(left) == 1 and running(server)  # what a SIGKILL leaves (outside systemd's cgroup kill)
+    run = job.run("--drill")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "drill pitr: removed %s, left by a drill that was killed" % os.path.join(job.state_dir, left[0]) \
+        in drill_log(job)
+    assert not running(server) and scratch_dirs(job) == []
+
+
+def test_what_alter_system_left_in_the_backup_does_not_reach_the_temporary_server(lab, job):
+    # In the restored postgresql.auto.conf: the live cluster's TCP address and port (already taken),
+    # SSL without a certificate; none of it may reach the temporary server (the live cluster is not
+    # reloaded: its own command line wins anyway).
+    lab.pg.psql("ALTER SYSTEM SET listen_addresses = '127.0.0.1'")
+    lab.pg.psql("ALTER SYSTEM SET port = %d" % lab.pg.port)
+    lab.pg.psql("ALTER SYSTEM SET ssl = on")
+    try:
+        full = lab.job("--type", "full")
+        assert full.returncode == 0, full.stderr
+    finally:
+        lab.pg.psql("ALTER SYSTEM RESET ALL")
+    run = job.run("--drill")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert last_report(job)["sources"][1]["success"] is True
+    assert scratch_dirs(job) == []

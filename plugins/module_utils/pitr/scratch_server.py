@@ -178,7 +178,10 @@ class Scratch(object):
             ("unix_socket_directories", self.socket_dir),
             ("unix_socket_permissions", "0700"),
             ("archive_mode", "off"),
+            ("primary_conninfo", ""),  # never streams from anywhere: the repository's WAL only
             ("recovery_target_action", "promote"),
+            ("shared_buffers", "128MB"),  # beside the live cluster: not what ALTER SYSTEM gave it
+            ("huge_pages", "try"),
             ("logging_collector", "off"),
             ("lc_messages", "C"),
             ("TimeZone", "UTC"),

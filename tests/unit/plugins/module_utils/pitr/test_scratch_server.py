@@ -70,6 +70,7 @@ def test_the_command_line_keeps_the_server_apart(tmp_path):
     assert settings["listen_addresses"] == ""
     assert settings["port"] == "54321" and settings["unix_socket_directories"] == scratch.socket_dir
     assert settings["archive_mode"] == "off" and settings["recovery_target_action"] == "promote"
+    assert settings["primary_conninfo"] == "" and settings["ssl"] == "off"
     assert settings["config_file"] == scratch.conf and settings["hba_file"].startswith(scratch.path + "/")
     assert settings["lc_messages"] == "C" and settings["TimeZone"] == "UTC"
 
