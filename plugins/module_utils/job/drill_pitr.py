@@ -89,7 +89,7 @@ def drill(settings, result, log, now=time.time):
     targets.check_in_range(target, backups)
     archive_id = pitr_info.current_archive_id(entry)
     archive = wal.parse_listing(repo.archive_listing(stanza, config), archive_id) if archive_id else wal.Archive(None)
-    newest = max(backups, key=lambda b: b["timestamp"]["stop"])
+    newest = max((b for b in backups if not b.get("error")), key=lambda b: b["timestamp"]["stop"])
     scratch = scratch_server.Scratch(root, settings["name"])
     result.scratch = scratch.path
     started = time.monotonic()
