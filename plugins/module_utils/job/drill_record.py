@@ -15,10 +15,9 @@ __metaclass__ = type
 import datetime
 import json
 import os
-import sys
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import metrics
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job.settings import PROG
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.job import notify
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage import atomic_files
 
 DRILL_PREFIX = metrics.METRIC_PREFIX + "restore_drill_"
@@ -133,12 +132,7 @@ def write_metrics(settings, outcome, carry_over):
     path = metrics_path(settings)
     if path is None:
         return None
-    previous = ""
-    try:
-        with open(path) as handle:
-            previous = handle.read(1024 * 1024)
-    except OSError:
-        pass
+    previous = metrics.read_previous(path)
     text = render_metrics(metrics.metric_labels(settings), outcome.finished, outcome.drills, previous, carry_over)
     return atomic_files.write_file_atomic(settings["metrics_dir"], os.path.basename(path), text, mode=0o644,
                                           replace=True)
@@ -187,18 +181,8 @@ def record(settings, outcome):
 
 def write_status(settings, status):
     """The drill's outcome for the failure notification (cli.py --notify-failure)."""
-    try:
-        atomic_files.ensure_private_dir(settings["state_dir"])
-        atomic_files.write_file_atomic(settings["state_dir"], os.path.basename(status_path(settings)),
-                                       json.dumps(status, indent=2, sort_keys=True) + "\n", mode=0o640,
-                                       replace=True)
-    except OSError as exc:
-        sys.stderr.write("%s: cannot write the status file %s: %s\n" % (PROG, status_path(settings), exc))
+    notify.write_status(settings, status, status_path(settings))
 
 
 def read_status(settings):
-    try:
-        with open(status_path(settings)) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
+    return notify.read_status(settings, status_path(settings))

@@ -155,18 +155,22 @@ def metric_labels(settings):
     return [("database", settings["database"]), ("backup_job", settings["name"])]
 
 
+def read_previous(path):
+    """The textfile the last run wrote (its values carry over), or "" when there is none."""
+    try:
+        with open(path) as handle:
+            return handle.read(1024 * 1024)
+    except OSError:
+        return ""
+
+
 def write_metrics(settings, success, finished, duration, verified_size, future_dated=0, offsite=()):
     """Replace the job's textfile; returns its path (None when metrics are off). Raises OSError.
     ``offsite`` as render_metrics takes it."""
     path = metrics_path(settings)
     if path is None:
         return None
-    previous = ""
-    try:
-        with open(path) as handle:
-            previous = handle.read(1024 * 1024)
-    except OSError:
-        pass
+    previous = read_previous(path)
     text = render_metrics(metric_labels(settings), success, finished, duration, verified_size, previous,
                           future_dated, offsite)
     # Readable by node_exporter; replaced atomically (a hidden temporary node_exporter ignores).

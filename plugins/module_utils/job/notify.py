@@ -31,20 +31,22 @@ def utc_now_text():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_status(settings, status):
-    """Record the run's outcome (a dict) for the notification; a failure to write is reported, not raised."""
+def write_status(settings, status, path=None):
+    """Record the run's outcome (a dict) for the notification in ``path`` (default: the backup
+    run's status file, in the state directory); a failure to write is reported, not raised."""
+    path = path or status_path(settings)
     try:
         atomic_files.ensure_private_dir(settings["state_dir"])
-        atomic_files.write_file_atomic(settings["state_dir"], os.path.basename(status_path(settings)),
+        atomic_files.write_file_atomic(settings["state_dir"], os.path.basename(path),
                                        json.dumps(status, indent=2, sort_keys=True) + "\n", mode=0o640,
                                        replace=True)
     except OSError as exc:
-        sys.stderr.write("%s: cannot write the status file %s: %s\n" % (PROG, status_path(settings), exc))
+        sys.stderr.write("%s: cannot write the status file %s: %s\n" % (PROG, path, exc))
 
 
-def read_status(settings):
+def read_status(settings, path=None):
     try:
-        with open(status_path(settings)) as handle:
+        with open(path or status_path(settings)) as handle:
             return json.load(handle)
     except (OSError, ValueError):
         return None
