@@ -6,8 +6,9 @@ the contenders' order and taking the median of --repeat runs:
 
 - backups: bare ``pg_dump -Fp -f`` against the backup module (plain; plain + zstd; plain + zstd + age; custom);
 - restores: the strategy document's procedure (drop, create, ``psql -f``: the downtime is the whole
-  restore) against the restore module's swap (its downtime_s), and the swap's total time against a
-  bare ``psql -f`` into a new database;
+  restore) against the restore module's swap (its downtime_s), and the swap's total time, with jobs 1
+  (serial) and jobs 2 (the parallel load), against a bare ``createdb`` + ``psql -f`` into a new
+  database; a custom archive's swap with jobs 2 against a bare ``createdb`` + ``pg_restore -j2``;
 - verification: quick verification throughput (MB/s) on the plain dump; restore-level verification time.
 
 The modules run for real, through ansible-playbook as the postgres OS user over the local socket; their
@@ -46,7 +47,9 @@ TARGETS = {
     "zstd_size_ratio": ("zstd backup size / plain dump size", "<=", 0.10),
     "age_stage_ratio": ("backup module zstd + age / zstd alone (the encryption stage's cost)", "<=", 1.05),
     "swap_downtime_s": ("restore swap downtime (s)", "<", 1.0),
-    "swap_total_ratio": ("restore swap total / bare createdb + psql -f", "<=", 1.15),
+    "swap_total_ratio": ("restore swap total, jobs 1 / bare createdb + psql -f", "<=", 1.15),
+    "swap_j2_ratio": ("restore swap total, jobs 2 / bare createdb + psql -f", "<=", 0.80),
+    "swap_custom_ratio": ("restore swap total of a custom archive, jobs 2 / bare createdb + pg_restore -j2", "<=", 1.0),
     "quick_verify_mb_s": ("quick verification of a plain dump (MB/s)", ">=", 800.0),
 }
 
@@ -140,10 +143,13 @@ class Bench(object):
         return self.alternate(contenders), samples
 
     def restores(self, database, repeat):
-        """The strategy's restore, the module's swap and bare psql -f, all from one plain dump."""
+        """The strategy's restore, the module's swap (jobs 1 and 2) and bare psql -f, all from one
+        plain dump; the module's swap of a custom archive and bare pg_restore -j2 of it."""
         out = self.fresh_dir("restore-source")
         made, _wall = self.module("backup_module.yml", "backup_args", dict(dest_dir=out, database=database))
         dump = made["path"]
+        archive = self.module("backup_module.yml", "backup_args", dict(
+            dest_dir=out, database=database, format="custom", name_template="c_%H%M%S_%f"))[0]["path"]
         target = "bench_target"
         self.pg.psql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % target)
         self.pg.psql("CREATE DATABASE %s TEMPLATE %s OWNER lift_admin" % (target, database))
@@ -157,16 +163,19 @@ class Bench(object):
             self.bare([self.pg.bin_path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", dump], target)
             return time.monotonic() - started
 
-        def swap():
+        def swap(path=dump, jobs=1):
             # The module's default keeps the previous database for a rollback; dropping it (a
             # checkpoint in PostgreSQL, so it costs as much as flushing the restored data) is
             # housekeeping after the restore, done here outside the timing like the bare side's.
-            result, wall = self.module("restore_module.yml", "restore_args", dict(
-                path=dump, database=target, force=True))
-            walls.setdefault("swap_downtime", []).append(result["downtime_s"])
-            walls.setdefault("swap_wall", []).append(wall)
-            self.pg.psql('DROP DATABASE "%s" WITH (FORCE)' % result["previous_database"])
-            return result["duration_s"]
+            def run():
+                result, wall = self.module("restore_module.yml", "restore_args", dict(
+                    path=path, database=target, force=True, jobs=jobs))
+                walls.setdefault("swap_downtime", []).append(result["downtime_s"])
+                walls.setdefault("swap_wall", []).append(wall)
+                walls.setdefault("load", set()).add(result.get("load"))
+                self.pg.psql('DROP DATABASE "%s" WITH (FORCE)' % result["previous_database"])
+                return result["duration_s"]
+            return run
 
         def bare_psql():
             # A bare restore into a new database: createdb, then psql -f (the module's total
@@ -178,9 +187,20 @@ class Bench(object):
             self.pg.psql("DROP DATABASE bench_bare WITH (FORCE)")
             return seconds
 
-        times = self.alternate([("strategy_restore", strategy), ("module_swap", swap), ("bare_psql", bare_psql)],
+        def bare_pg_restore():
+            self.pg.psql("DROP DATABASE IF EXISTS bench_bare WITH (FORCE)")
+            seconds = self.bare([self.pg.bin_path("createdb"), "-O", "lift_admin", "bench_bare"])
+            seconds += self.bare([self.pg.bin_path("pg_restore"), "--exit-on-error", "-j2", "-d", "bench_bare",
+                                  archive])
+            self.pg.psql("DROP DATABASE bench_bare WITH (FORCE)")
+            return seconds
+
+        times = self.alternate([("strategy_restore", strategy), ("module_swap", swap(jobs=1)),
+                                ("module_swap_j2", swap(jobs=2)), ("bare_psql", bare_psql),
+                                ("module_swap_custom_j2", swap(archive, 2)), ("bare_pg_restore_j2", bare_pg_restore)],
                                repeat)
         times["swap_downtime"] = walls["swap_downtime"]
+        log("  loads: %s" % ", ".join(sorted(str(x) for x in walls["load"])))
         self.pg.psql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % target)
         return times, dump, made
 
@@ -231,6 +251,8 @@ def summarize(size_mb, db_bytes, backup_times, samples, restore_times, verify_ti
             "swap_downtime_s": r["swap_downtime"],
             "strategy_downtime_s": r["strategy_restore"],
             "swap_total_ratio": r["module_swap"] / r["bare_psql"],
+            "swap_j2_ratio": r["module_swap_j2"] / r["bare_psql"],
+            "swap_custom_ratio": r["module_swap_custom_j2"] / r["bare_pg_restore_j2"],
             "quick_verify_mb_s": median(verify_times["quick_mb_s"]),
             "restore_verify_s": median(verify_times["restore"]),
         },
@@ -256,13 +278,17 @@ def markdown(report):
                          ra["backup_plain_ratio"], md["module_plain_zstd"], ra["backup_zstd_ratio"],
                          100 * ra["zstd_size_ratio"], md["module_plain_zstd_age"], ra["age_stage_ratio"],
                          md["module_custom"], ra["backup_custom_ratio"]))
-    lines += ["", "| size | strategy restore (= downtime) | module swap total | swap downtime | bare createdb + psql -f | "
-              "swap / bare | quick verify | restore verify |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| size | strategy restore (= downtime) | module swap total, jobs 1 | jobs 2 | swap downtime | "
+              "bare createdb + psql -f | swap / bare, jobs 1 | jobs 2 | custom swap, jobs 2 | bare pg_restore -j2 | "
+              "custom / bare | quick verify | restore verify |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in report["sizes"]:
         md, ra = s["medians_s"], s["ratios"]
-        lines.append("| %d MB | %.2f s | %.2f s | %.4f s | %.2f s | %.3f | %.0f MB/s | %.2f s |" % (
-            s["size_mb"], md["strategy_restore"], md["module_swap"], ra["swap_downtime_s"], md["bare_psql"],
-            ra["swap_total_ratio"], ra["quick_verify_mb_s"], ra["restore_verify_s"]))
+        lines.append("| %d MB | %.2f s | %.2f s | %.2f s | %.4f s | %.2f s | %.3f | %.3f | %.2f s | %.2f s | %.3f | "
+                     "%.0f MB/s | %.2f s |" % (
+                         s["size_mb"], md["strategy_restore"], md["module_swap"], md["module_swap_j2"],
+                         ra["swap_downtime_s"], md["bare_psql"], ra["swap_total_ratio"], ra["swap_j2_ratio"],
+                         md["module_swap_custom_j2"], md["bare_pg_restore_j2"], ra["swap_custom_ratio"],
+                         ra["quick_verify_mb_s"], ra["restore_verify_s"]))
     lines += ["", "| target | bound | " + " | ".join("%d MB" % s["size_mb"] for s in report["sizes"]) + " |",
               "|---|---|" + "---|" * len(report["sizes"])]
     for key, (label, op, bound) in TARGETS.items():
@@ -288,6 +314,7 @@ def chart(report, path):
     series = [("bare pg_dump -Fp", "bare_pg_dump_plain"), ("backup module plain", "module_plain"),
               ("backup module zstd", "module_plain_zstd"), ("backup module custom", "module_custom"),
               ("strategy restore (= downtime)", "strategy_restore"), ("restore module swap (total)", "module_swap"),
+              ("restore module swap, jobs 2 (total)", "module_swap_j2"),
               ("bare createdb + psql -f", "bare_psql"), ("restore module swap downtime", "swap_downtime"),
               ("verify level restore", "restore_verify")]
     fig, ax = plt.subplots(figsize=(9, 5.5))

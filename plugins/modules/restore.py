@@ -30,7 +30,8 @@ description:
   - B(Nothing from the backup runs with more rights than O(owner) has.) A plain dump is read by the
     collection's own reader, which accepts only what pg_dump writes (a file with psql meta-commands
     such as C(\\!) is refused, and psql itself runs in restricted mode with a random key, so it
-    refuses every meta-command too), then run by C(psql) under C(ON_ERROR_STOP) in one transaction;
+    refuses every meta-command too), then run by C(psql) under C(ON_ERROR_STOP) in one transaction,
+    or with O(jobs) in three phases (schema; data, then keys and indexes, in parallel sessions; the rest);
     custom and directory archives go to C(pg_restore) (in one transaction, or with O(jobs) in
     parallel). Both connect as a transient role with the owner's rights (O(load_as)), and the checks
     that read the restored database do too. See the collection's C(docs/security.md).
@@ -121,10 +122,17 @@ options:
     type: bool
     default: false
   jobs:
-    description: Parallel C(pg_restore) jobs for custom and directory archives (one for an encrypted archive, which
-      C(pg_restore) reads from a pipe).
+    description:
+      - Parallel sessions that load the backup. Custom and directory archives go to C(pg_restore --jobs) (an
+        encrypted archive, which C(pg_restore) reads from a pipe, loads in one session). A plain dump that is
+        neither compressed nor encrypted loads in three phases as C(pg_restore) loads an archive - the schema
+        before the data in one session, the tables' data in O(jobs) sessions (largest first), then the keys and
+        indexes in O(jobs) sessions (one table each) and the rest (foreign keys, triggers, privileges) in one
+        session - when the collection's reader can split it with proof; otherwise, and for a compressed or
+        encrypted plain dump, it loads serially in one transaction. RV(load) says which.
+      - Default is the number of CPU cores of the host the module runs on. V(1) keeps the serial load (one
+        transaction).
     type: int
-    default: 1
   bin_dir:
     description:
       - Directory of C(psql) and C(pg_restore); by default the newest C(/usr/lib/postgresql/<major>/bin),
@@ -340,6 +348,15 @@ downtime_s:
   returned: always
   type: float
   sample: 0.0123
+load:
+  description:
+    - How the backup was loaded into the staging database - V(parallel) with the number of sessions for
+      the data and for the indexes of a plain dump (three phases), V(serial) with the reason (O(jobs=1), a
+      compressed or encrypted dump, a dump that cannot be split with proof), or the C(pg_restore) mode of an
+      archive.
+  returned: when a whole-database restore loaded a backup
+  type: str
+  sample: "parallel: 2 sessions for the data of 7 tables, 2 for the indexes of 7 tables"
 row_counts:
   description: Rows per table in the restored database (for O(tables), rows loaded per table).
   returned: when a restore happened
@@ -366,6 +383,7 @@ removed_leftovers:
   elements: str
 """
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -436,7 +454,7 @@ def main():
         force=dict(type="bool", default=False),
         tables=dict(type="list", elements="str", default=[]),
         truncate=dict(type="bool", default=False),
-        jobs=dict(type="int", default=1),
+        jobs=dict(type="int"),
         bin_dir=dict(type="path"),
         maintenance_db=dict(type="str", default="postgres"),
         phase=dict(type="str", default="full", choices=["full", "stage", "swap", "rollback"]),
@@ -455,6 +473,8 @@ def main():
                                         ["phase", "stage", ["path", "target"], True],
                                         ["keep_pulled", True, ["target", "pull_dir"]]])
     p = module.params
+    if p["jobs"] is not None and p["jobs"] < 1:
+        module.fail_json(msg="jobs must be 1 or more (default: the number of CPU cores)")
     if p["truncate"] and not p["tables"]:
         module.fail_json(msg="truncate applies to a selective restore: set tables too")
     if p["tables"] and (p["strategy"] != "swap" or p["phase"] != "full"):
@@ -479,7 +499,7 @@ def main():
     request = RestoreRequest(
         connection=connection_params(module, p["database"]), backup_path=p["path"], database=p["database"],
         owner=p["owner"], strategy=p["strategy"], keep_previous=keep_previous, force=p["force"],
-        jobs=p["jobs"], bin_dir=p["bin_dir"], tables=p["tables"], truncate=p["truncate"], checks=p["checks"],
+        jobs=p["jobs"] or os.cpu_count() or 1, bin_dir=p["bin_dir"], tables=p["tables"], truncate=p["truncate"], checks=p["checks"],
         app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], phase=p["phase"],
         staging_database=p["staging_database"], load_as=p["load_as"], load_host=p["load_host"],
         privileges=p["privileges"], lock_timeout=p["lock_timeout"],

@@ -73,9 +73,11 @@ options:
     default: lift_admin
   jobs:
     description:
-      - Parallel C(pg_restore) jobs for custom and directory archives (level restore).
+      - Level restore. Parallel sessions that load the backup into the scratch database, as the restore module's
+        O(jobs) - C(pg_restore --jobs) for custom and directory archives, the three-phase parallel load for a plain
+        dump that is neither compressed nor encrypted (the collection's C(docs/restore.md)).
+      - Default is the number of CPU cores of the host the module runs on. V(1) loads serially.
     type: int
-    default: 1
   bin_dir:
     description:
       - Directory of C(psql) and C(pg_restore); by default the newest C(/usr/lib/postgresql/<major>/bin),
@@ -282,12 +284,14 @@ def quick(module, path, bin_dir, identity):
 def run_level(module, path, identity):
     """The verification the options ask for: (backup, checks, row counts, scratch database, seconds)."""
     p = module.params
+    if p["jobs"] is not None and p["jobs"] < 1:
+        module.fail_json(msg="jobs must be 1 or more (default: the number of CPU cores)")
     if p["level"] == "quick" or module.check_mode:
         # Check mode never creates the scratch database: only the reading part runs.
         return quick(module, path, p["bin_dir"], identity)
     request = RestoreRequest(
         connection=connection_params(module, p["database"]), backup_path=path, database=p["database"],
-        owner=p["owner"], jobs=p["jobs"], bin_dir=p["bin_dir"], checks=p["checks"],
+        owner=p["owner"], jobs=p["jobs"] or os.cpu_count() or 1, bin_dir=p["bin_dir"], checks=p["checks"],
         app_schema=p["app_schema"], maintenance_db=p["maintenance_db"], load_as=p["load_as"],
         load_host=p["load_host"], privileges=p["privileges"], lock_timeout=p["lock_timeout"],
         directory_checks=p["directory_checks"], stall_timeout=p["stall_timeout"], identity=identity)
@@ -326,7 +330,7 @@ def main():
         level=dict(type="str", default="quick", choices=["quick", "restore"]),
         database=dict(type="str", default="lift_simulator", aliases=["db"]),
         owner=dict(type="str", default="lift_admin"),
-        jobs=dict(type="int", default=1),
+        jobs=dict(type="int"),
         bin_dir=dict(type="path"),
         maintenance_db=dict(type="str", default="postgres"),
         report_path=dict(type="path"),

@@ -78,7 +78,8 @@ def client_of(staging_prefix, program):
 def test_restore_client_killed_mid_load(cluster, source, kind, program):
     target, before = fresh_target(cluster, "kill_client_%s" % kind)
     names = databases(cluster)
-    thread, holder = start_restore(cluster, source[kind]["path"], database=target)
+    # One client that loads everything (jobs: 1); the parallel load's sessions: test_parallel_restore.py.
+    thread, holder = start_restore(cluster, source[kind]["path"], database=target, jobs=1)
     pid = processes.wait_for(client_of(target + "_staging_", program), what=program)
     os.kill(pid, signal.SIGKILL)
     thread.join(300)
@@ -104,7 +105,8 @@ def test_module_killed_during_a_restore(cluster, source, point, outcome):
     target, before = fresh_target(cluster, "kill_module_%s" % point.replace("-", "_"))
     marks = postgres_owned_dir("lift-fault-marks-")
     env = None if point == "mid-load" else {"LIFT_PG_FAILPOINTS": point, "LIFT_PG_FAILPOINT_DIR": marks}
-    thread, holder = start_restore(cluster, source["plain"]["path"], env=env, database=target)
+    # jobs: 1 - mid-load is found by the one psql that loads all of the dump.
+    thread, holder = start_restore(cluster, source["plain"]["path"], env=env, database=target, jobs=1)
     if point == "mid-load":
         psql = processes.wait_for(client_of(target + "_staging_", "psql"), what="psql")
         module = processes.parent(psql)
@@ -269,7 +271,8 @@ def test_two_restores_of_one_database_do_not_overlap(cluster, source):
     target, _before = fresh_target(cluster, "two_restores")
     marks = postgres_owned_dir("lift-fault-marks-")
     env = {"LIFT_PG_FAILPOINTS": "restore-staging-loaded", "LIFT_PG_FAILPOINT_DIR": marks}
-    thread, holder = start_restore(cluster, source["plain"]["path"], env=env, database=target)
+    # jobs: 1 - mid-load is found by the one psql that loads all of the dump.
+    thread, holder = start_restore(cluster, source["plain"]["path"], env=env, database=target, jobs=1)
     first = processes.wait_for_marker(marks, "restore-staging-loaded")
     second = restore(cluster, source["custom"]["path"], database=target, expect_ok=False)
     assert "another restore of \"%s\" is running" % target in second["msg"]

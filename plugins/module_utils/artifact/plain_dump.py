@@ -52,7 +52,7 @@ _UNRESTRICT_RE = re.compile(rb"^\\unrestrict ([A-Za-z0-9]{1,256})\r?\n?$")
 _TOC_HEADER_RE = re.compile(rb"^-- (?:Data for )?Name: .*; Type: (?P<type>[A-Z][A-Z ]*); Schema: .*; Owner: .*$")
 
 # A possibly quoted identifier as pg_dump writes it.
-_IDENT = rb'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)'
+IDENT = _IDENT = rb'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)'
 _COPY_RE = re.compile(rb"^COPY (?P<schema>" + _IDENT + rb")\.(?P<table>" + _IDENT + rb") "
                       rb"(?:\((?P<columns>" + _IDENT + rb"(?:, " + _IDENT + rb")*)\) )?FROM stdin;$")
 _COPY_WORD_RE = re.compile(rb"^(?:\s|/\*.*?\*/)*copy\b", re.IGNORECASE | re.DOTALL)
@@ -80,9 +80,12 @@ class Line(object):
     """What a line of SQL is part of: the type of its TOC entry (pg_dump's ``-- Name: ...; Type:``
     comments), and the statement when the line holds exactly one whole statement."""
 
-    def __init__(self, toc_type, statement=None):
+    def __init__(self, toc_type, statement=None, starts_idle=True, ended=0, rest=b""):
         self.toc_type = toc_type
         self.statement = statement
+        self.starts_idle = starts_idle  # no statement, string or comment open where the line starts
+        self.ended = ended              # how many statements end on the line
+        self.rest = rest                # what follows the last of them (the line when none ends)
 
 
 class CopyHeader(object):
@@ -228,11 +231,13 @@ class PlainDumpReader(object):
     are the dump itself (so a consumer can pass the dump on, leaving out what it chooses).
     """
 
-    def __init__(self, stream, chunk=CHUNK):
+    def __init__(self, stream, chunk=CHUNK, restrict_key=None, toc_type=None):
+        # ``restrict_key``: the dump's own key, when ``stream`` is a part of a dump that starts
+        # after its \restrict line (plain_split.py), so that its \unrestrict line is known.
         self.buffer = _Buffer(stream, chunk)
-        self.restrict_key = None
+        self.restrict_key = restrict_key
         self.lineno = 0
-        self.toc_type = None
+        self.toc_type = toc_type  # with a part of a dump: the TOC type in force where it starts
 
     def events(self):
         scanner = SqlScanner()
@@ -265,7 +270,7 @@ class PlainDumpReader(object):
             if line.strip() and not line.lstrip().startswith(b"--"):
                 seen_sql = True
             whole = found[0][0] if was_idle and len(found) == 1 and line[found[0][1]:] in (b"\n", b"\r\n", b"") else None
-            yield SQL, line, Line(self.toc_type, whole)
+            yield SQL, line, Line(self.toc_type, whole, was_idle, len(found), line[found[-1][1]:] if found else line)
             for number, (statement, end) in enumerate(found):
                 yield STATEMENT, b"", statement
                 if statement.kind != "copy":
@@ -327,7 +332,8 @@ def new_restrict_key():
     return secrets.token_hex(32)
 
 
-def psql_input(stream, key, skip_privileges=False, skip_ownership=False):
+def psql_input(stream, key, skip_privileges=False, skip_ownership=False, preamble=(), dump_key=None,
+               toc_type=None):
     """The bytes to give psql for restoring a plain dump, in pieces.
 
     The first line switches psql into restricted mode with ``key`` (psql then refuses every
@@ -335,10 +341,15 @@ def psql_input(stream, key, skip_privileges=False, skip_ownership=False):
     ``skip_privileges`` so are its GRANT/REVOKE entries (TOC types ACL and DEFAULT ACL), and with
     ``skip_ownership`` its ownership statements (``ALTER ... OWNER TO``, ``SET SESSION
     AUTHORIZATION``: what pg_restore --no-owner leaves out). Raises PlainDumpError before passing
-    on the first line that pg_dump would not have written.
+    on the first line that pg_dump would not have written. For a part of a dump (the parallel
+    load, plain_split.py): ``preamble`` are whole statements of the dump, checked there, given
+    before the part (its session settings), ``dump_key`` is the dump's own restrict key and
+    ``toc_type`` the TOC type in force where the part starts.
     """
     yield b"\\restrict " + key.encode("ascii") + b"\n"
-    reader = PlainDumpReader(stream)
+    for statement in preamble:
+        yield statement + b"\n"
+    reader = PlainDumpReader(stream, restrict_key=dump_key, toc_type=toc_type)
     for kind, raw, detail in reader.events():
         if kind in (RESTRICT, UNRESTRICT):
             continue

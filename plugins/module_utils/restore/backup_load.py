@@ -5,7 +5,11 @@
 
 Plain dumps go to psql through plain_dump.psql_input: psql runs restricted by a random key of
 ours (it refuses every meta-command), with ON_ERROR_STOP in one transaction, and the reader stops
-at the first line pg_dump would not have written before psql sees it. Archives go to pg_restore.
+at the first line pg_dump would not have written before psql sees it. With jobs > 1, a plain dump
+file that plain_split.py can split with proof loads in three phases, as pg_restore --jobs loads an
+archive: its pre-data part through psql as above, the tables' data in parallel sessions
+(parallel_copy.py), its post-data part through psql again; each phase commits before the next
+begins. Archives go to pg_restore.
 Both connect with the parameters they are given (the loading role: loader_role.py). Errors say
 what failed in the clients' own words, except a full disk, which is recognised whatever the
 wording and named with its file system. Pure Python (the PostgreSQL client programs; no Ansible).
@@ -24,9 +28,11 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import p
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import decoding
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_dump
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_split
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import clients
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg.connection import PgError
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.restore import parallel_copy
 
 # The first release of each major version whose psql knows \restrict (August 2025).
 _RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
@@ -94,17 +100,28 @@ def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privilege
          stall=None, identity=None):
     """Restore ``backup`` into the existing, empty database of ``params``. With ``skip_ownership``
     the objects are owned by the role that loads them (pg_restore --no-owner). ``stall`` (a
-    stall_watch.Stall) stops a client that makes no progress. Raises LoadError."""
+    stall_watch.Stall) stops a client that makes no progress. ``jobs`` > 1 loads an archive with
+    pg_restore --jobs and a plain dump file in three phases (_load_plain_parallel) when it can be
+    split with proof (plain_split.py), else serially. Returns how it loaded (one line). Raises
+    LoadError."""
     with pg_connection.ClientEnvironment(params) as env:
         if backup.format == "plain":
-            _load_plain(backup, params, env, restricted_psql(bin_dir, server_major), skip_privileges,
-                        skip_ownership, stall, identity)
-            return
+            psql = restricted_psql(bin_dir, server_major)
+            plan, why_not = parallel_plan(backup, jobs)
+            if plan is not None and len(plan.blocks) > 1:
+                groups = _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges,
+                                              skip_ownership, stall)
+                return "parallel: %d sessions for the data of %d tables, %s" % (
+                    min(jobs, len(plan.blocks)), len(plan.blocks),
+                    "%d for the indexes of %d tables" % (min(jobs, groups), groups) if groups
+                    else "indexes in one session")
+            _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stall, identity)
+            return "serial: %s" % (why_not or "fewer than two tables hold data")
         if backup.encryption != "none":
             # pg_restore reads a decrypted archive from its stdin: one job (--jobs needs a file).
             _load_archive_stream(backup, params, env, client("pg_restore", bin_dir, server_major)[0],
                                  skip_privileges, skip_ownership, stall, identity)
-            return
+            return "pg_restore --single-transaction (an encrypted archive is read as one stream)"
         pg_restore = client("pg_restore", bin_dir, server_major)[0]
         argv = [pg_restore, "--exit-on-error", "--no-password", "-d", pg_connection.conninfo_dbname(params.database)]
         argv += ["--jobs=%d" % jobs] if jobs and jobs > 1 else ["--single-transaction"]
@@ -117,6 +134,7 @@ def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privilege
             process.run_program(argv, env=env, stall=stall)
         except process.ProgramError as exc:
             raise _failure(str(exc), exc.stderr, params)
+        return "pg_restore --jobs=%d" % jobs if jobs and jobs > 1 else "pg_restore --single-transaction"
 
 
 class DumpText(object):
@@ -205,22 +223,28 @@ def _load_archive_stream(backup, params, env, pg_restore, skip_privileges, skip_
 
 def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stall, identity=None):
     text = DumpText(backup, identity=identity)
+    pieces = plain_dump.psql_input(text.stream, plain_dump.new_restrict_key(), skip_privileges, skip_ownership)
+    _run_psql(psql, params, env, pieces, stall, text)
+
+
+def _run_psql(psql, params, env, pieces, stall, text=None):
+    """Give ``pieces`` (plain_dump.psql_input) to psql, ON_ERROR_STOP in one transaction; ``text``
+    (a DumpText, or None for a part of a dump file) is stopped and reaped with it."""
     with tempfile.TemporaryFile() as psql_err:
         argv = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"]
         try:
             consumer = process.spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err,
                                      env=env)
         except OSError as exc:
-            text.kill()
-            text.close()
+            if text is not None:
+                text.kill()
+                text.close()
             raise LoadError("cannot start %s: %s" % (psql, exc.strerror))
         watch = stall_watch.StallWatch(stall.timeout if stall else None,
-                                       lambda: [p for p in (consumer, text.proc) if p is not None],
+                                       lambda: [p for p in (consumer, text and text.proc) if p is not None],
                                        stall.busy if stall else None)
         try:
             try:
-                pieces = plain_dump.psql_input(text.stream, plain_dump.new_restrict_key(), skip_privileges,
-                                               skip_ownership)
                 with watch:
                     for piece in pieces:
                         consumer.stdin.write(piece)
@@ -229,24 +253,79 @@ def _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stal
                     # psql has run it, and a psql that stops then would be waited for forever.
                     consumer.wait()
             except BrokenPipeError:
-                text.kill()  # psql stopped reading: it failed, and says why below
+                if text is not None:
+                    text.kill()  # psql stopped reading: it failed, and says why below
             except plain_dump.PlainDumpError as exc:
                 consumer.kill()
-                text.kill()
+                if text is not None:
+                    text.kill()
                 raise LoadError("the backup was refused, it holds what pg_dump never writes (nothing of it ran "
                                 "outside the database): %s" % exc)
             except BaseException:
                 consumer.kill()
-                text.kill()
+                if text is not None:
+                    text.kill()
                 raise
         finally:
             code = consumer.wait()
-            try:
-                text.close()
-            except LoadError:
-                if code == 0:
-                    raise
+            if text is not None:
+                try:
+                    text.close()
+                except LoadError:
+                    if code == 0:
+                        raise
         if watch.stalled:
             raise LoadError(stall_watch.message("psql", stall.timeout), process.read_tail(psql_err))
         if code != 0:
             raise _failure(process.describe_exit(psql, code), process.read_tail(psql_err), params)
+
+
+def parallel_plan(backup, jobs):
+    """The plan of a parallel load of a plain dump (plain_split.Plan), or (None, why not): only
+    with ``jobs`` > 1, for a plain dump that is a file as pg_dump wrote it (neither compressed nor
+    encrypted: its parts are read by offset). Raises LoadError for a dump pg_dump did not write."""
+    if not jobs or jobs < 2:
+        return None, "jobs is 1"
+    if backup.encryption != "none" or backup.compression not in (None, "none"):
+        return None, "the dump is compressed or encrypted (read as one stream)"
+    try:
+        with open(backup.path, "rb") as handle:
+            return plain_split.plan(handle), None
+    except plain_split.Unsplittable as exc:
+        return None, str(exc)
+    except plain_dump.PlainDumpError as exc:
+        raise LoadError("the backup was refused, it holds what pg_dump never writes (nothing of it ran): %s" % exc)
+    except OSError as exc:
+        raise LoadError("cannot read %s: %s" % (backup.path, exc.strerror))
+
+
+def _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges, skip_ownership, stall):
+    """The three phases of a parallel load (docs/restore.md): pre-data in one psql session, the
+    tables' data in ``jobs`` sessions, post-data - its opening indexes and key constraints in
+    ``jobs`` sessions when they are on two tables or more, the rest in one psql session; each
+    phase commits before the next starts, and a failure anywhere stops the load (the caller
+    drops the database). Returns how many index groups ran in parallel."""
+    key = plain_dump.new_restrict_key()
+    with open(backup.path, "rb") as handle:
+        part = plain_split.FilePart(handle, 0, plan.pre_end)
+        _run_psql(psql, params, env, plain_dump.psql_input(part, key, skip_privileges, skip_ownership), stall)
+    try:
+        parallel_copy.Phase(params, parallel_copy.copy_tasks(backup.path, plan.blocks), jobs, plan.prologue,
+                            stall).run()
+        indexes = parallel_copy.index_tasks(plan.wave, parallel_copy.inheritance_roots(params), dict(
+            (b.header.name, b.size) for b in plan.blocks)) if plan.wave else []
+        if len(indexes) > 1:
+            parallel_copy.Phase(params, indexes, jobs, plan.prologue, stall).run()
+        else:
+            indexes = []
+    except parallel_copy.CopyFailure as exc:
+        raise LoadError(str(exc), exc.detail, disk_full=is_disk_full(exc.detail))
+    except (PgError, pg_connection.DatabaseError) as exc:
+        raise LoadError("reading the loaded tables' inheritance failed: %s" % exc)
+    start, toc = (plan.wave_end, plan.wave_toc_type) if indexes else (plan.post_start, plan.post_toc_type)
+    with open(backup.path, "rb") as handle:
+        part = plain_split.FilePart(handle, start)
+        _run_psql(psql, params, env, plain_dump.psql_input(part, key, skip_privileges, skip_ownership,
+                                                           preamble=plan.post_preamble(wave=bool(indexes)),
+                                                           dump_key=plan.restrict_key, toc_type=toc), stall)
+    return len(indexes)

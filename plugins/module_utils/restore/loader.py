@@ -103,11 +103,15 @@ class Loader(object):
         try:
             # The loading role owns what it creates; the superuser gives it all to the owner afterwards
             # (no CREATE right on the schema needed, as ALTER ... OWNER TO would need from the role).
-            backup_load.load(backup, self.params(target), request.jobs, request.bin_dir, major,
-                             skip_privileges=request.privileges == "skip", skip_ownership=self.role is not None,
-                             stall=self.stall(), identity=request.identity)
+            how = backup_load.load(backup, self.params(target), request.jobs, request.bin_dir, major,
+                                   skip_privileges=request.privileges == "skip", skip_ownership=self.role is not None,
+                                   stall=self.stall(), identity=request.identity)
         except backup_load.LoadError as exc:
+            if exc.disk_full:
+                self._free_space(target)
             raise _load_error(exc, self.admin, target, as_owner=self.role is not None)
+        if result is not None:
+            result["load"] = how
         failpoints.reached("restore-staging-loaded")
         conn = pg_connection.connect(request.connection.with_database(target), autocommit=True)
         try:
@@ -120,6 +124,23 @@ class Loader(object):
             result["checks"] = result["checks"] + checks
             result["row_counts"] = counts
         return checks, counts
+
+    def _free_space(self, target):
+        """After a full disk: drop what the loading role made in ``target`` at once. A parallel
+        load commits table by table, and the DROP DATABASE that removes the staging database
+        checkpoints first, which PostgreSQL cannot do on a full disk (the server stops: PANIC);
+        dropped tables give their space back at commit. Best effort; the drop follows anyway."""
+        if self.role is None:
+            return
+        try:
+            conn = pg_connection.connect(self.request.connection.with_database(target), autocommit=True)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(pg_sql.SQL("DROP OWNED BY {}").format(pg_sql.Identifier(self.role.name)))
+            finally:
+                conn.close()
+        except (DatabaseError, pg_connection.PgError):
+            pass
 
     def hand_over(self, target, owner):
         """After loading: the database becomes the superuser's, everything the loading role still
