@@ -72,9 +72,9 @@ options:
     type: int
   jobs:
     description:
-      - Parallel C(pg_dump) jobs; only with O(format=directory).
+      - Parallel C(pg_dump) jobs; more than one only with O(format=directory).
+      - Default is the number of CPU cores of the host the module runs on for O(format=directory), 1 otherwise.
     type: int
-    default: 1
   name_template:
     description:
       - Name of the backup without its suffix. C(strftime) codes are replaced with the start time,

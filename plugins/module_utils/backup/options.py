@@ -56,7 +56,7 @@ OPTIONS = dict(
     format=Option("str", "plain", naming.FORMATS),
     compression=Option("str", None, codecs.NAMES),
     compression_level=Option("int"),
-    jobs=Option("int", 1, minimum=1),
+    jobs=Option("int", None, minimum=1),
     name_template=Option("str", naming.DEFAULT_NAME_TEMPLATE),
     name_timezone=Option("str", "utc", TIMEZONES),
     bin_dir=Option("path"),

@@ -111,6 +111,9 @@ class BackupRequest(object):
             raise BackupError("jobs must be 1 or more")
         if self.jobs and self.jobs > 1 and self.format != "directory":
             raise BackupError("jobs > 1 needs format directory (pg_dump dumps in parallel only there)")
+        if self.jobs is None:
+            # As the restore's default: every core for the one format pg_dump parallelises.
+            self.jobs = (os.cpu_count() or 1) if self.format == "directory" else 1
         try:
             self.compression_level = codecs.get(self.compression).level(self.compression_level)
             codecs.encryption(self.encryption)

@@ -71,7 +71,7 @@ SETTINGS = (
     shared("format", "pg_dump format"),
     shared("compression", "compression (default: none for plain, gzip for archives)"),
     shared("compression_level", "compression level"),
-    shared("jobs", "parallel pg_dump jobs (format directory only)"),
+    shared("jobs", "parallel pg_dump jobs (format directory only; default: the number of cores)"),
     shared("name_template", "backup name (strftime, {database}, {host})"),
     shared("timezone", "time zone of the time in the backup name", option="name_timezone"),
     shared("bin_dir", "directory of pg_dump and pg_restore (default: the newest installed)"),
@@ -261,7 +261,7 @@ def load_settings(args, read=read_config, exists=os.path.exists):
     settings["lock_file"] = settings["lock_file"] or os.path.join(settings["state_dir"], "%s.lock" % settings["name"])
     if settings["login_host"] and settings["login_unix_socket"]:
         raise ConfigError("login_host and login_unix_socket are mutually exclusive")
-    if settings["jobs"] > 1 and settings["format"] != "directory":
+    if (settings["jobs"] or 1) > 1 and settings["format"] != "directory":
         raise ConfigError("jobs > 1 needs format directory")
     if settings["wait_timeout"] is not None and not settings["wait"]:
         settings["wait"] = True

@@ -61,7 +61,7 @@ def test_defaults_without_a_configuration_file():
     assert settings["lock_file"] == "/var/lib/lift-pg-backup/lift_simulator.lock"
     assert settings["metrics_dir"] == "/var/lib/prometheus/node-exporter"
     assert settings["keep_last"] == 4 and settings["retention"] is True and settings["wait"] is False
-    assert settings["format"] == "plain" and settings["compression"] is None and settings["jobs"] == 1
+    assert settings["format"] == "plain" and settings["compression"] is None and settings["jobs"] is None
     assert settings["notify_command"] == [] and settings["password_file"] is None
 
 
