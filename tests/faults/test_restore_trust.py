@@ -380,7 +380,9 @@ def test_a_psql_stopped_after_the_whole_dump_reached_it_is_stopped_too(cluster, 
     size = os.path.getsize(made["path"])
     target = clone_database(cluster, "stall_tail", template=stall_db)
     before, names = fingerprint(cluster, target), databases(cluster)
-    args = dict(cluster.connection_vars(), path=made["path"], database=target, force=True, stall_timeout=3)
+    # jobs: 1 - the one psql that reads all of the dump (the parallel load's psql phases go through
+    # the same watched function, backup_load._run_psql).
+    args = dict(cluster.connection_vars(), path=made["path"], database=target, force=True, stall_timeout=3, jobs=1)
     thread, holder = start("restore_module.yml", {"restore_args": args})
 
     def near_the_end():
