@@ -23,7 +23,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import clients
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.timings import PhaseClock
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.timings import PhaseClock
 
 
 class BackupError(Exception):

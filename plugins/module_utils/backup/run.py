@@ -25,7 +25,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import c
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import process
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.timings import PhaseClock
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.timings import PhaseClock
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import naming
@@ -256,6 +256,8 @@ def run_backup(request, check_mode=False, progress=None, log=None):
             if request.lock_wait_timeout:
                 # The snapshot's own queries (table sizes, row counts) wait no longer than pg_dump does.
                 cur.execute("SET LOCAL lock_timeout = %s", (request.lock_wait_timeout,))
+            # The snapshot's queries run beside pg_dump: no parallel workers taking cores from it.
+            cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             version_num, version_text = pg_catalog.server_version(cur)
             identifier = backup_reuse.system_identifier(cur)
             if request.reuse_max_age_s:

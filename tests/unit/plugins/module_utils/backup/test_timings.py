@@ -5,7 +5,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.lift_simulator.postgresql.plugins.module_utils.timings import PhaseClock
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.timings import PhaseClock
 
 
 class FakeClock(object):
