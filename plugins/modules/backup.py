@@ -265,7 +265,7 @@ finished_at:
   type: str
   sample: "2026-11-24T08:00:10Z"
 dump_duration_s:
-  description: Seconds pg_dump ran (part of RV(duration_s)).
+  description: Seconds pg_dump ran (part of RV(duration_s)); for a directory archive, with the hashing of its files.
   returned: when a new backup was made
   type: float
   sample: 8.95
@@ -329,10 +329,41 @@ recipients:
   elements: dict
   sample: [{"type": "X25519", "recipient": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}]
 duration_s:
-  description: Wall time of the whole backup in seconds.
+  description:
+    - Wall time of the whole backup in seconds, from the module's start of the run to its end
+      (the manifest and the run log written). The manifest's own C(duration_s) ends when the data
+      is complete, before the manifest is written.
   returned: success and not check mode
   type: float
   sample: 9.412
+timings:
+  description:
+    - Seconds (rounded to the millisecond) spent in each phase of the run, one after the other; their
+      sum is RV(duration_s) (up to rounding). Where the time between the dump's end and the total goes.
+    - C(prepare) checks and prepares O(backup_dir); C(connect) opens the database sessions;
+      C(catalog) exports the snapshot and reads the tables and roles; C(reuse_check) looks for a
+      reusable backup (only with O(reuse_max_age_minutes)); C(preflight) finds C(pg_dump) and checks
+      the free space; C(dump) runs C(pg_dump) (and the compressor and the encryption) into the
+      backup, hashing as it writes; C(checksum) hashes a directory archive's files (only
+      O(format=directory)); C(row_counts_wait) waits for what runs beside the dump (see
+      RV(concurrent_timings)) once the dump is done; C(fsync_publish) syncs the backup and gives it
+      its name; C(publish) gives the role definitions theirs; C(close) ends the snapshot;
+      C(manifest) builds and writes the manifest; C(log) writes the run log.
+  returned: success and not check mode, when a new backup was taken
+  type: dict
+  sample: {"prepare": 0.001, "connect": 0.009, "catalog": 0.006, "preflight": 0.01, "dump": 7.912,
+           "row_counts_wait": 0.0, "fsync_publish": 0.012, "publish": 0.003, "close": 0.0, "manifest": 0.008,
+           "log": 0.001}
+concurrent_timings:
+  description:
+    - Seconds spent by what runs beside C(pg_dump), in the dump's snapshot or in another session
+      (inside the C(dump) and C(row_counts_wait) phases of RV(timings), not added to them).
+    - C(row_counts) counts the rows of every dumped table; C(checklist) reads the Flyway history
+      and the application checklist's figures; C(role_definitions) runs C(pg_dumpall --globals-only)
+      (null with O(role_definitions=false)).
+  returned: success and not check mode, when a new backup was taken
+  type: dict
+  sample: {"row_counts": 1.204, "checklist": 0.013, "role_definitions": 0.051}
 row_counts:
   description: Exact rows per table (C(schema.table)) in the snapshot that was dumped.
   returned: success and not check mode

@@ -96,6 +96,7 @@ def test_every_format_restores_to_an_identical_database(cluster, workdir, source
     assert manifest["server"]["version"].startswith(str(manifest["server"]["version_num"] // 10000))
     assert manifest["row_counts"] == row_counts(source_fingerprint)
     assert result["row_counts"] == manifest["row_counts"]
+    assert_timings(result, fmt)
 
     target = "restored_%s_%s" % (fmt, compression or "default")
     restore_with_bare_tools(cluster, result, target)
@@ -106,7 +107,28 @@ def test_every_format_restores_to_an_identical_database(cluster, workdir, source
     log_files = listing(os.path.join(workdir, "logs"))
     assert log_files == [name[:len(name) - len(suffix)] + ".log"]
     with open(os.path.join(workdir, "logs", log_files[0])) as handle:
-        assert "SUCCESS: %s" % result["path"] in handle.read()
+        text = handle.read()
+    assert "SUCCESS: %s" % result["path"] in text
+    assert "timings: prepare " in text and ", dump " in text
+
+
+PHASES = ["prepare", "connect", "catalog", "preflight", "dump", "row_counts_wait", "fsync_publish", "publish",
+          "close", "manifest", "log"]
+
+
+def assert_timings(result, fmt):
+    """The phases' timings: each phase once, none negative, adding up to the whole run (each is
+    rounded to the millisecond); what ran beside the dump is reported apart."""
+    timings = result["timings"]
+    expected = PHASES[:5] + ["checksum"] + PHASES[5:] if fmt == "directory" else PHASES
+    assert sorted(timings) == sorted(expected)
+    assert all(isinstance(value, float) and value >= 0 for value in timings.values()), timings
+    assert abs(sum(timings.values()) - result["duration_s"]) <= 0.001 * (len(timings) + 1), timings
+    # The dump phase holds pg_dump's whole run (a directory archive's hashing comes after it).
+    assert timings["dump"] + timings.get("checksum", 0) >= result["dump_duration_s"] - 0.001
+    concurrent = result["concurrent_timings"]
+    assert sorted(concurrent) == ["checklist", "role_definitions", "row_counts"]
+    assert all(value >= 0 for value in concurrent.values()), concurrent
 
 
 def test_row_counts_come_from_the_dumped_snapshot(cluster, workdir):
@@ -272,6 +294,31 @@ def test_missing_pg_dump_fails_clearly(cluster, workdir):
     assert "pg_dump was not found in %s" % empty in result["msg"]
     assert_nothing_left(os.path.join(workdir, "b"))
     os.rmdir(empty)
+
+
+def test_role_definitions_failing_beside_the_dump_fail_the_backup_and_leave_nothing(cluster, workdir):
+    # pg_dumpall runs while pg_dump dumps: its failure must still fail the backup before anything
+    # is published (the dump itself is real and complete).
+    bin_dir = postgres_owned_dir("lift-it-bin-")
+    try:
+        os.symlink(cluster.bin_path("pg_dump"), os.path.join(bin_dir, "pg_dump"))
+        fake = os.path.join(bin_dir, "pg_dumpall")
+        with open(fake, "w") as handle:
+            handle.write('#!/bin/sh\n[ "$1" = --version ] && exec %s --version\n'
+                         'echo "pg_dumpall: error: cannot read the roles" >&2\nexit 3\n' % cluster.bin_path("pg_dumpall"))
+        os.chmod(fake, 0o755)
+        dest = os.path.join(workdir, "b")
+        result = backup(cluster, dest, expect_ok=False, bin_dir=bin_dir)
+        assert "writing the role definitions failed" in result["msg"]
+        assert "pg_dumpall failed with exit code 3" in result["msg"]
+        assert "cannot read the roles" in result["stderr_tail"]
+        assert_nothing_left(dest)
+        # role_definitions: false does without pg_dumpall.
+        result = backup(cluster, dest, bin_dir=bin_dir, role_definitions=False)
+        assert result["globals_path"] is None and result["concurrent_timings"]["role_definitions"] is None
+        assert listing(dest) == sorted([result["name"], result["name"] + ".manifest.json"])
+    finally:
+        shutil.rmtree(bin_dir, ignore_errors=True)
 
 
 def test_dest_dir_that_is_a_file_or_not_writable(cluster, workdir):

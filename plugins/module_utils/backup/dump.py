@@ -23,6 +23,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup import dump_pipeline
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import clients
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.pg import connection as pg_connection
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.timings import PhaseClock
 
 
 class BackupError(Exception):
@@ -48,9 +49,10 @@ def estimate_dump_bytes(tables, compression):
     return int(table_bytes * (_SIZE_FACTOR_COMPRESSED if compressed else _SIZE_FACTOR_UNCOMPRESSED))
 
 
-def take_role_definitions(request, server_major, name):
+def take_role_definitions(request, server_major, name, on_started=None):
     """The cluster's role definitions (pg_dumpall --globals-only; passwords only when asked), in a
-    0600 file not yet under its name: (AtomicFile, stream result, with passwords)."""
+    0600 file not yet under its name: (AtomicFile, stream result, with passwords). ``on_started``
+    is called once pg_dumpall runs."""
     try:
         pg_dumpall = clients.find_client_binary("pg_dumpall", request.bin_dir, min_major=server_major)[0]
     except pg_connection.PgError as exc:
@@ -62,7 +64,7 @@ def take_role_definitions(request, server_major, name):
     target = request.storage.create(naming.globals_name(name))
     try:
         with pg_connection.ClientEnvironment(request.connection) as env:
-            stream = dump_pipeline.Pipeline([argv], env=env).run(target)
+            stream = dump_pipeline.Pipeline([argv], env=env).run(target, on_started)
     except process.ProgramError as exc:
         target.abort()
         raise BackupError("writing the role definitions failed (pg_dumpall --globals-only; role_definitions: false "
@@ -85,9 +87,11 @@ def publish_role_definitions(role_file, path):
     return {"name": target.name, "sha256": stream.sha256, "size_bytes": stream.size, "role_passwords": passwords}
 
 
-def dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_publish, on_started, stall):
+def dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_publish, on_started, stall, clock=None):
     """Run pg_dump (and the compressor, and the encryption) into the backup's final name; nothing
-    partial remains."""
+    partial remains. ``clock`` (timings.PhaseClock) is lapped at the phases: dump (and checksum
+    for a directory archive), row_counts_wait, fsync_publish."""
+    clock = clock or PhaseClock()
     params = request.connection.with_application(pg_connection.run_application_name("pg_dump"))
     try:
         compress = codecs.archive_compress_option(request.format, request.compression, request.compression_level,
@@ -97,7 +101,7 @@ def dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_pu
     with pg_connection.ClientEnvironment(params) as env:
         if request.format == "directory":
             return _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started,
-                                   stall)
+                                   stall, clock)
         commands = [dump_pipeline.pg_dump_argv(pg_dump, request.format, snapshot=snapshot, compress=compress,
                                                lock_wait_timeout=request.lock_wait_timeout)]
         if request.format == "plain" and request.compression != "none":
@@ -115,18 +119,21 @@ def dump(request, pg_dump, dump_major, snapshot, name, path, progress, before_pu
                 stream = pipeline.run(target, on_started)
             except process.ProgramError as exc:
                 raise BackupError("the dump failed: %s" % exc, pg_connection.stderr_tail(exc.stderr, params))
+            clock.lap("dump")
             if stream.size == 0:
                 raise BackupError("pg_dump produced no output")
             before_publish()
+            clock.lap("row_counts_wait")
             failpoints.reached("backup-before-publish")
             try:
                 target.commit()
             except OSError as exc:
                 raise BackupError("cannot publish the backup %s: %s" % (path, exc.strerror or exc))
+            clock.lap("fsync_publish")
         return stream
 
 
-def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started, stall):
+def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, before_publish, on_started, stall, clock):
     params = request.connection
     temp_dir = request.storage.partial_tree(name)
     argv = dump_pipeline.pg_dump_argv(pg_dump, "directory", snapshot=snapshot, compress=compress,
@@ -135,22 +142,27 @@ def _dump_directory(request, pg_dump, snapshot, compress, name, path, env, befor
     started = time.monotonic()
     try:
         process.run_program(argv, env=env, on_started=on_started, stall=stall)
+        clock.lap("dump")
         os.chmod(temp_dir, 0o700)
         for root, _dirs, files in os.walk(temp_dir):
             for entry in files:
                 os.chmod(os.path.join(root, entry), 0o600)
         # pg_dump writes the files itself, so the digests need a pass over them afterwards.
         files, size, digest = checksums.hash_directory(temp_dir)
+        elapsed = time.monotonic() - started
+        clock.lap("checksum")
         before_publish()
+        clock.lap("row_counts_wait")
         failpoints.reached("backup-before-publish")
         request.storage.publish_tree(temp_dir, name)
+        clock.lap("fsync_publish")
     except process.ProgramError as exc:
         _discard(temp_dir)
         raise BackupError("the dump failed: %s" % exc, pg_connection.stderr_tail(exc.stderr, params))
     except BaseException:
         _discard(temp_dir)
         raise
-    return dump_pipeline.StreamResult(size, digest, time.monotonic() - started, files=files)
+    return dump_pipeline.StreamResult(size, digest, elapsed, files=files)
 
 
 def _discard(path):

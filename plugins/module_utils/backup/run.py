@@ -25,6 +25,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils import c
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import failpoints
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import process
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import stall_watch
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.backup.timings import PhaseClock
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.app import lift_simulator as checklist
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import naming
@@ -141,22 +142,75 @@ def plan_name(request, when=None):
 
 
 class _Counter(threading.Thread):
-    """Counts rows in the snapshot transaction while pg_dump runs."""
+    """Reads what the manifest records of the content (row counts, Flyway history, the
+    checklist's figures) in the snapshot transaction while pg_dump runs."""
 
-    def __init__(self, conn, tables):
+    def __init__(self, conn, tables, app_schema):
         threading.Thread.__init__(self, name="row-counts")
         self.daemon = True
         self.conn = conn
         self.tables = tables
+        self.app_schema = app_schema
         self.counts = None
+        self.flyway = None
+        self.figures = None
         self.error = None
+        self.seconds = {}
 
     def run(self):
         try:
             with self.conn.cursor() as cur:
+                clock = PhaseClock()
                 self.counts = pg_catalog.row_counts(cur, self.tables)
+                clock.lap("row_counts")
+                self.flyway = pg_catalog.flyway_state(cur)
+                self.figures = checklist.capture(cur, self.app_schema)
+                clock.lap("checklist")
+                self.seconds = clock.as_dict()
         except Exception as exc:  # reported by the main thread
             self.error = exc
+
+
+class _RoleDefinitions(threading.Thread):
+    """Takes the role definitions (dump.take_role_definitions) while pg_dump runs. ``start_now``
+    returns once pg_dumpall runs (or failed to start), so the snapshot's thread starts after it
+    and no program is started while a database session works in another thread."""
+
+    def __init__(self, request, server_major, name):
+        threading.Thread.__init__(self, name="role-definitions")
+        self.daemon = True
+        self.args = (request, server_major, name)
+        self.role_file = None
+        self.error = None
+        self.seconds = None
+        self._running = threading.Event()
+
+    def start_now(self):
+        self.start()
+        self._running.wait()
+
+    def run(self):
+        started = time.monotonic()
+        try:
+            self.role_file = backup_dump.take_role_definitions(*self.args, on_started=self._running.set)
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+        finally:
+            self._running.set()
+            self.seconds = round(time.monotonic() - started, 3)
+
+    def result(self):
+        """The role file (dump.take_role_definitions); raises what taking it raised."""
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.role_file
+
+    def discard(self):
+        if self.ident is not None:
+            self.join()
+        if self.role_file is not None:
+            self.role_file[0].abort()
 
 
 def run_backup(request, check_mode=False, progress=None, log=None):
@@ -164,7 +218,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
     params = request.connection
     log = log if log is not None else RunLog(scrub=params.scrub)
     started = datetime.datetime.now(datetime.timezone.utc)
-    started_clock = time.monotonic()
+    clock = PhaseClock()
     request.validate()
     name, stem = plan_name(request)
     path = os.path.join(request.dest_dir, name)
@@ -193,26 +247,33 @@ def run_backup(request, check_mode=False, progress=None, log=None):
             log.add("removed an incomplete leftover of an interrupted run: %s" % leftover)
         if request.storage.exists(name):
             raise BackupError("refusing to overwrite %s: it already exists" % path)
+        clock.lap("prepare")
 
         try:
             conn = pg_connection.connect(params, autocommit=False)
         except pg_connection.PgError as exc:
             raise BackupError(str(exc))
+        clock.lap("connect")
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True, deferrable=False)
         with conn.cursor() as cur:
             if request.lock_wait_timeout:
                 # The snapshot's own queries (table sizes, row counts) wait no longer than pg_dump does.
                 cur.execute("SET LOCAL lock_timeout = %s", (request.lock_wait_timeout,))
+            # The snapshot's queries run beside pg_dump: no parallel workers taking cores from it.
+            cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             version_num, version_text = pg_catalog.server_version(cur)
             identifier = backup_reuse.system_identifier(cur)
             if request.reuse_max_age_s:
+                clock.lap("catalog")
                 reused = backup_reuse.reused_result(request, identifier, result, log)
+                clock.lap("reuse_check")
                 if reused is not None:
                     return reused
             cur.execute("SELECT pg_export_snapshot()")
             snapshot = cur.fetchone()[0]
             tables = pg_catalog.dumped_tables(cur)
             roles = pg_catalog.referenced_roles(cur)
+        clock.lap("catalog")
         server_major = clients.server_major(version_num)
         try:
             pg_dump, dump_major, dump_version = clients.find_client_binary(
@@ -230,35 +291,47 @@ def run_backup(request, check_mode=False, progress=None, log=None):
             raise BackupError("not enough free space in %s: %s free, the dump needs about %s "
                               "(estimated from the tables' size; set check_free_space: false to try anyway)"
                               % (request.dest_dir, human_bytes(free), human_bytes(estimate)))
+        clock.lap("preflight")
 
-        # The role definitions are taken first (a failure leaves nothing) and published after the dump.
-        role_file = backup_dump.take_role_definitions(request, server_major, name) if request.role_definitions else None
-        counter = _Counter(conn, tables)
+        # The role definitions are taken while pg_dump runs and published after the dump; a
+        # failure fails the backup before it is published (it leaves nothing).
+        roles_job = _RoleDefinitions(request, server_major, name) if request.role_definitions else None
+        counter = _Counter(conn, tables, request.app_schema)
         stall = None
         if request.stall_timeout:
             busy_conn = pg_connection.connect(params, autocommit=True)
             stall = stall_watch.Stall(request.stall_timeout, _busy(busy_conn, pg_connection.run_application_name("pg_dump")))
+        clock.lap("connect")
+
+        def dump_started():
+            # pg_dumpall, then the snapshot's queries start once pg_dump runs: starting a program
+            # while a database session works in another thread is unsafe.
+            if roles_job is not None:
+                roles_job.start_now()
+            counter.start()
 
         def counts_done():
-            # Called before the backup is published: a backup without its row counts is not made.
+            # Called before the backup is published: a backup without its row counts, checklist
+            # or role definitions is not made.
             counter.join()
             if counter.error is not None:
-                raise BackupError("counting rows in the dump's snapshot failed: %s" % params.scrub(counter.error))
+                raise BackupError("reading the row counts and the checklist in the dump's snapshot failed: %s"
+                                  % params.scrub(counter.error))
+            if roles_job is not None:
+                roles_job.result()
 
         try:
-            # The count starts once pg_dump runs: forking with other threads about is unsafe.
             stream = backup_dump.dump(request, pg_dump, dump_major, snapshot, name, path, progress, counts_done,
-                                      counter.start, stall)
-            globals_info = backup_dump.publish_role_definitions(role_file, path)
+                                      dump_started, stall, clock)
+            globals_info = backup_dump.publish_role_definitions(roles_job.role_file if roles_job else None, path)
+            clock.lap("publish")
         finally:
             if counter.is_alive():
                 conn.cancel()  # the dump failed: do not wait for the counts
                 counter.join()
-            if role_file is not None:
-                role_file[0].abort()
-        with conn.cursor() as cur:
-            flyway = pg_catalog.flyway_state(cur)
-            figures = checklist.capture(cur, request.app_schema)
+            if roles_job is not None:
+                roles_job.discard()
+        flyway, figures = counter.flyway, counter.figures
         conn.rollback()
     except BackupError as exc:
         _finish_log(request, log, stem, result, "FAILED: %s" % exc, getattr(exc, "stderr", ""))
@@ -287,7 +360,10 @@ def run_backup(request, check_mode=False, progress=None, log=None):
             busy_conn.close()
 
     finished = datetime.datetime.now(datetime.timezone.utc)
-    duration = round(time.monotonic() - started_clock, 3)
+    clock.lap("close")
+    # The manifest's duration ends with the data (it cannot include its own writing); the result's
+    # duration_s is the whole run, the manifest and the run log included.
+    duration = round(clock.elapsed(), 3)
     primary_flyway = flyway[0] if flyway else None
     manifest = manifest_mod.build_manifest(
         backup_name=name,
@@ -319,6 +395,7 @@ def run_backup(request, check_mode=False, progress=None, log=None):
     failpoints.reached("backup-before-manifest")
     try:
         request.storage.write(os.path.basename(result["manifest_path"]), manifest_mod.dumps(manifest))
+        clock.lap("manifest")
     except OSError as exc:
         # The backup itself is complete and synced; without its manifest it is not "good" for
         # retention, so say so rather than pretend success.
@@ -327,14 +404,19 @@ def run_backup(request, check_mode=False, progress=None, log=None):
         raise BackupError(message)
     result.update(globals_path=os.path.join(request.dest_dir, globals_info["name"]) if globals_info else None,
                   roles=roles)
-    result.update(size_bytes=stream.size, sha256=stream.sha256, duration_s=duration,
+    result.update(size_bytes=stream.size, sha256=stream.sha256,
                   row_counts=counter.counts, flyway_version=manifest["flyway_version"],
                   started_at=manifest["started_at"], finished_at=manifest["finished_at"],
                   dump_duration_s=round(stream.duration_s, 3))
+    log.add("timings: %s" % clock.summary())
     _finish_log(request, log, stem, result,
                 "SUCCESS: %s, %d bytes, sha256 %s, %.1f s, %d tables, %d rows"
-                % (path, stream.size, stream.sha256, duration, len(counter.counts),
+                % (path, stream.size, stream.sha256, clock.elapsed(), len(counter.counts),
                    sum(counter.counts.values())), "")
+    clock.lap("log")
+    # What ran beside the dump (included in its time, not in the sum).
+    concurrent = dict(counter.seconds, role_definitions=roles_job.seconds if roles_job else None)
+    result.update(timings=clock.as_dict(), concurrent_timings=concurrent, duration_s=round(clock.elapsed(), 3))
     return result
 
 
