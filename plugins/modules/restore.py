@@ -351,12 +351,12 @@ downtime_s:
 load:
   description:
     - How the backup was loaded into the staging database - V(parallel) with the number of sessions for
-      the data and for the indexes of a plain dump (three phases), V(serial) with the reason (O(jobs=1), a
+      the data (and the parts a big table's data was cut into) and for the keys and indexes of a plain dump (three phases), V(serial) with the reason (O(jobs=1), a
       compressed or encrypted dump, a dump that cannot be split with proof), or the C(pg_restore) mode of an
       archive.
   returned: when a whole-database restore loaded a backup
   type: str
-  sample: "parallel: 2 sessions for the data of 7 tables, 2 for the indexes of 7 tables"
+  sample: "parallel: 2 sessions for the data of 7 tables in 8 parts, 2 for 19 key and index builds"
 row_counts:
   description: Rows per table in the restored database (for O(tables), rows loaded per table).
   returned: when a restore happened

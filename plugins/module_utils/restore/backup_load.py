@@ -109,11 +109,11 @@ def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privilege
             psql = restricted_psql(bin_dir, server_major)
             plan, why_not = parallel_plan(backup, jobs)
             if plan is not None and len(plan.blocks) > 1:
-                groups = _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges,
-                                              skip_ownership, stall)
-                return "parallel: %d sessions for the data of %d tables, %s" % (
-                    min(jobs, len(plan.blocks)), len(plan.blocks),
-                    "%d for the indexes of %d tables" % (min(jobs, groups), groups) if groups
+                copies, builds = _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges,
+                                                      skip_ownership, stall)
+                return "parallel: %d sessions for the data of %d tables in %d parts, %s" % (
+                    min(jobs, copies), len(plan.blocks), copies,
+                    "%d for %d key and index builds" % (min(jobs, builds), builds) if builds
                     else "indexes in one session")
             _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stall, identity)
             return "serial: %s" % (why_not or "fewer than two tables hold data")
@@ -301,31 +301,37 @@ def parallel_plan(backup, jobs):
 
 def _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges, skip_ownership, stall):
     """The three phases of a parallel load (docs/restore.md): pre-data in one psql session, the
-    tables' data in ``jobs`` sessions, post-data - its opening indexes and key constraints in
-    ``jobs`` sessions when they are on two tables or more, the rest in one psql session; each
-    phase commits before the next starts, and a failure anywhere stops the load (the caller
-    drops the database). Returns how many index groups ran in parallel."""
+    tables' data in ``jobs`` sessions (a big table's in pieces), post-data - its opening key
+    constraints, then its indexes, in ``jobs`` sessions when there are two builds or more, the
+    rest in one psql session; each phase commits before the next starts, and a failure anywhere
+    stops the load (the caller drops the database). Returns (data tasks, key and index tasks run
+    in parallel)."""
     key = plain_dump.new_restrict_key()
     with open(backup.path, "rb") as handle:
         part = plain_split.FilePart(handle, 0, plan.pre_end)
         _run_psql(psql, params, env, plain_dump.psql_input(part, key, skip_privileges, skip_ownership), stall)
     try:
-        parallel_copy.Phase(params, parallel_copy.copy_tasks(backup.path, plan.blocks), jobs, plan.prologue,
-                            stall).run()
-        indexes = parallel_copy.index_tasks(plan.wave, parallel_copy.inheritance_roots(params), dict(
-            (b.header.name, b.size) for b in plan.blocks)) if plan.wave else []
-        if len(indexes) > 1:
-            parallel_copy.Phase(params, indexes, jobs, plan.prologue, stall).run()
+        copies = parallel_copy.copy_tasks(backup.path, plan.blocks, jobs)
+        parallel_copy.Phase(params, copies, jobs, plan.prologue, stall).run()
+        keys, indexes = parallel_copy.index_phases(plan.wave, parallel_copy.inheritance_roots(params), dict(
+            (b.header.name, b.size) for b in plan.blocks)) if plan.wave else ([], [])
+        if len(keys) + len(indexes) > 1:
+            for tasks in (keys, indexes):
+                if tasks:
+                    parallel_copy.Phase(params, tasks, jobs, plan.prologue, stall).run()
         else:
-            indexes = []
+            keys, indexes = [], []
     except parallel_copy.CopyFailure as exc:
         raise LoadError(str(exc), exc.detail, disk_full=is_disk_full(exc.detail))
     except (PgError, pg_connection.DatabaseError) as exc:
         raise LoadError("reading the loaded tables' inheritance failed: %s" % exc)
-    start, toc = (plan.wave_end, plan.wave_toc_type) if indexes else (plan.post_start, plan.post_toc_type)
+    except OSError as exc:
+        raise LoadError("cannot read %s: %s" % (backup.path, exc.strerror))
+    wave = bool(keys or indexes)
+    start, toc = (plan.wave_end, plan.wave_toc_type) if wave else (plan.post_start, plan.post_toc_type)
     with open(backup.path, "rb") as handle:
         part = plain_split.FilePart(handle, start)
         _run_psql(psql, params, env, plain_dump.psql_input(part, key, skip_privileges, skip_ownership,
-                                                           preamble=plan.post_preamble(wave=bool(indexes)),
+                                                           preamble=plan.post_preamble(wave=wave),
                                                            dump_key=plan.restrict_key, toc_type=toc), stall)
-    return len(indexes)
+    return len(copies), len(keys) + len(indexes)

@@ -83,51 +83,126 @@ class Task(object):
         self.run = run
 
 
-def copy_tasks(path, blocks):
-    """A task per COPY block of the dump file ``path``: in one transaction, the (empty) table is
-    truncated, as pg_restore does, so that its rows go to a file of this transaction, which a
-    failure removes at once (a full disk gets its space back before the staging database is
-    dropped: that checkpoints first, and PostgreSQL stops on a checkpoint it cannot write), and
-    with wal_level minimal they need no WAL; then COPY, then commit."""
-    def task(block):
+# A table's data is split into pieces for several sessions only when each piece gets at least this.
+MIN_PIECE = 1024 * 1024
+# How far past a planned cut the first row boundary is looked for (a longer row: no cut there).
+_CUT_WINDOW = 4 * 1024 * 1024
+
+
+def row_boundary(handle, offset, end):
+    """The first offset in ``(offset, end)`` where a row of COPY text data begins - just after a
+    newline that no backslash escapes (an odd run of backslashes before it makes it data: COPY
+    reads backslash-newline as a newline in a value) - or None within _CUT_WINDOW."""
+    handle.seek(offset)
+    window = handle.read(min(_CUT_WINDOW, end - offset))
+    at = window.find(b"\n")
+    while at != -1:
+        slashes = 0
+        while at - slashes > 0 and window[at - slashes - 1:at - slashes] == b"\\":
+            slashes += 1
+        # A run of backslashes that reaches the window's start may go on before it: not a cut.
+        if slashes % 2 == 0 and at - slashes > 0 and offset + at + 1 < end:
+            return offset + at + 1
+        at = window.find(b"\n", at + 1)
+    return None
+
+
+def pieces(handle, block, parts):
+    """``block``'s data as up to ``parts`` byte ranges [start, end) of whole rows, about equal."""
+    cuts = [block.start]
+    for n in range(1, parts):
+        planned = block.start + block.size * n // parts
+        if planned <= cuts[-1]:
+            continue
+        cut = row_boundary(handle, planned, block.end)
+        if cut is not None and cut > cuts[-1]:
+            cuts.append(cut)
+    return list(zip(cuts, cuts[1:] + [block.end]))
+
+
+def copy_tasks(path, blocks, jobs=1):
+    """The tasks of the data phase. A table whose data is more than its share (the data of all
+    tables over ``jobs``) is cut at row boundaries into pieces loaded by several sessions at once
+    (the dump usually holds one big table: table by table, one session would do most of the work).
+    A table in one piece is truncated in its task's transaction first, as pg_restore does, so that
+    its rows go to a file of this transaction, which a failure removes at once (a full disk gets
+    its space back before the staging database is dropped: that checkpoints first, and PostgreSQL
+    stops on a checkpoint it cannot write), and with wal_level minimal they need no WAL; then
+    COPY, then commit. Pieces are not truncated (that would serialise them); after a failure the
+    caller drops what the loading role made (loader.Loader._free_space)."""
+    total = sum(b.size for b in blocks)
+    share = max(MIN_PIECE, -(-total // max(1, jobs)))
+
+    def task(block, start, end, number, count):
+        whole = count == 1
         table = pg_sql.SQL("{}.{}").format(pg_sql.Identifier(block.header.schema), pg_sql.Identifier(block.header.table))
 
         def run(cur):
             cur.execute("BEGIN")
-            cur.execute(pg_sql.SQL("SELECT EXISTS (SELECT FROM ONLY {})").format(table))
-            if not cur.fetchone()[0]:
-                cur.execute(pg_sql.SQL("TRUNCATE ONLY {}").format(table))
+            if whole:
+                cur.execute(pg_sql.SQL("SELECT EXISTS (SELECT FROM ONLY {})").format(table))
+                if not cur.fetchone()[0]:
+                    cur.execute(pg_sql.SQL("TRUNCATE ONLY {}").format(table))
             with open(path, "rb") as handle:
-                cur.copy_expert(copy_sql(block.header), plain_split.FilePart(handle, block.start, block.end),
-                                size=CHUNK)
+                cur.copy_expert(copy_sql(block.header), plain_split.FilePart(handle, start, end), size=CHUNK)
             cur.execute("COMMIT")
-        return Task("loading the data of %s.%s" % block.header.name, block.size, run)
-    return [task(b) for b in blocks]
+        what = "loading the data of %s.%s" % block.header.name
+        return Task(what if whole else "%s (part %d of %d)" % (what, number, count), end - start, run)
+
+    tasks = []
+    with open(path, "rb") as handle:
+        for block in blocks:
+            parts = min(max(1, jobs), -(-block.size // share)) if block.size > share else 1
+            ranges = pieces(handle, block, parts) if parts > 1 else [(block.start, block.end)]
+            tasks += [task(block, start, end, n + 1, len(ranges)) for n, (start, end) in enumerate(ranges)]
+    return tasks
 
 
-def index_tasks(wave, roots, sizes):
-    """A task per inheritance tree (``roots``: table -> its root) of the index statements in
-    ``wave`` (plain_split.WaveStatement), each tree's statements in the dump's order; a tree's
-    size is its tables' data (``sizes``: table -> bytes)."""
-    groups, size = {}, {}
+def _statements_task(what, size, statements):
+    """A task that runs ``statements`` (plain_split.WaveStatement) in order, each under the
+    default_tablespace it had in the dump (None: the session's own, RESET)."""
+    def run(cur):
+        current = False  # unknown: a session runs several tasks
+        for statement in statements:
+            if statement.tablespace != current:
+                cur.execute(statement.tablespace.decode("utf-8") if statement.tablespace is not None
+                            else "RESET default_tablespace")
+                current = statement.tablespace
+            cur.execute(statement.text.decode("utf-8"))
+    return Task(what, size, run)
+
+
+def index_phases(wave, roots, sizes):
+    """The tasks of the index phase, as two lists run one after the other. A table without
+    inheritance: its key constraints (they lock the table exclusively) in one task of the first
+    list, then each of its CREATE INDEX statements a task of the second (they only share-lock the
+    table, so several build at once). An inheritance tree (``roots``: table -> its root): all its
+    statements in the dump's order in one task of the first list (an index on a partitioned table
+    builds its partitions' own). A task's size is its table's data (``sizes``: table -> bytes),
+    so that the biggest tables' work starts first."""
+    trees, keys, indexes = {}, {}, []
     for statement in wave:
-        root = roots.get(statement.table, statement.table)
-        groups.setdefault(root, []).append(statement)
-        size[root] = size.get(root, 0) + len(statement.text)
-    for table, data in sizes.items():
-        if roots.get(table, table) in size:
-            size[roots.get(table, table)] += data
+        root = roots.get(statement.table)
+        if root is None and not any(r == statement.table for r in roots.values()):
+            if statement.text.startswith(b"CREATE "):
+                indexes.append(statement)
+            else:
+                keys.setdefault(statement.table, []).append(statement)
+        else:
+            trees.setdefault(root or statement.table, []).append(statement)
 
-    def task(root, statements):
-        def run(cur):
-            tablespace = None
-            for statement in statements:
-                if statement.tablespace is not None and statement.tablespace != tablespace:
-                    cur.execute(statement.tablespace.decode("utf-8"))
-                    tablespace = statement.tablespace
-                cur.execute(statement.text.decode("utf-8"))
-        return Task("building the indexes of %s.%s" % root, size[root], run)
-    return [task(root, statements) for root, statements in sorted(groups.items())]
+    def size(table):
+        return sizes.get(table, 0) + 1
+
+    def tree_size(root):
+        return sum(data for table, data in sizes.items() if roots.get(table, table) == root) + 1
+
+    first = [_statements_task("building the indexes of %s.%s" % root, tree_size(root), statements)
+             for root, statements in sorted(trees.items())]
+    first += [_statements_task("adding the keys of %s.%s" % table, size(table), statements)
+              for table, statements in sorted(keys.items())]
+    second = [_statements_task("building an index of %s.%s" % s.table, size(s.table), [s]) for s in indexes]
+    return first, second
 
 
 def inheritance_roots(params):
