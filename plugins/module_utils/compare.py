@@ -182,10 +182,10 @@ def _show_systems(per_system):
 
 
 def _published_value(figures):
-    if _checklist_value(figures, "published_per_system") is None:
+    per_system = _checklist_value(figures, "published_per_system")
+    if per_system is None:
         return None
-    return {"per_system": _checklist_value(figures, "published_per_system"),
-            "versions": _checklist_value(figures, "published_versions")}
+    return {"per_system": per_system, "versions": _checklist_value(figures, "published_versions")}
 
 
 def _show_published(value):

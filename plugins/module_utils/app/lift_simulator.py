@@ -14,8 +14,9 @@ number of systems, the total and the sha256 of the sorted rows - so the manifest
 whatever the number of systems while one count that differs still fails the check; an older
 manifest's full maps are digested the same way when compared. Every name is schema-qualified:
 lift_admin's search_path does not include the application's schema, and the superuser's sessions
-(the backup's) pin theirs to pg_catalog (pg/connection.py); catalog functions are named with their schema, so a function the
-owner put in public never stands in for them. Pure Python over a psycopg2 cursor (no Ansible).
+(the backup's) pin theirs to pg_catalog (pg/connection.py); catalog functions are named with their
+schema, so a function the owner put in public never stands in for them. Pure Python over a
+psycopg2 cursor (no Ansible).
 """
 
 from __future__ import absolute_import, division, print_function
