@@ -5,6 +5,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 import os
 import shutil
@@ -144,7 +145,7 @@ def test_a_manifest_that_lies_is_caught_and_the_live_database_kept(cluster, hone
     drop_databases(cluster, target)
 
 
-def previous_format_checklist(cluster):
+def previous_format_checklist(cluster, database="lift_simulator"):
     """The checklist as the version before the digests wrote it: full maps, read here with SQL of
     the test's own (not the collection's code)."""
     text = cluster.psql(
@@ -157,7 +158,7 @@ def previous_format_checklist(cluster):
         "WHERE v.is_published OR v.status = 'PUBLISHED' GROUP BY s.system_key) p)) "
         "FROM (SELECT s.system_key, count(v.id) versions, count(v.id) FILTER (WHERE v.is_published) published "
         "FROM lift_simulator.lift_system s LEFT JOIN lift_simulator.lift_system_version v "
-        "ON v.lift_system_id = s.id GROUP BY s.system_key) c", database="lift_simulator")
+        "ON v.lift_system_id = s.id GROUP BY s.system_key) c", database=database)
     return json.loads(text)
 
 
@@ -185,6 +186,42 @@ def test_a_manifest_in_the_previous_format_is_still_checked_strictly(cluster, ho
     path = lying_copy(honest, workdir, lambda m: m.update(checklist=other))
     result = verify(cluster, path, level="restore", expect_ok=False)
     assert result["failed_checks"] == ["published versions per system"]
+
+
+HOSTILE_KEYS = ["line\nbreak", "tab\tkey", 'quote"d', "back\\slash", "caf\u00e9", "cafe\u0301", "\U0001f6d7 lift",
+                "Z-upper", "a,1", "[\"x\",1]", " "]
+
+
+def independent_digest(pairs):
+    """The documented digest (docs/manifest.md), written here again: sorted rows, compact ASCII JSON, sha256."""
+    rows = sorted([key, count] for key, count in pairs)
+    text = json.dumps(rows, ensure_ascii=True, separators=(",", ":"))
+    return {"systems": len(rows), "total": sum(count for _key, count in rows),
+            "sha256": hashlib.sha256(text.encode("ascii")).hexdigest()}
+
+
+def test_hostile_system_keys_are_digested_as_documented(cluster, workdir):
+    db = clone_database(cluster, "hostile_keys")
+    keys = ", ".join("(convert_from(decode('%s', 'hex'), 'UTF8'), 'x')" % key.encode("utf-8").hex() for key in HOSTILE_KEYS)
+    cluster.psql("INSERT INTO lift_simulator.lift_system (system_key, display_name) VALUES %s; "
+                 "INSERT INTO lift_simulator.lift_system_version (lift_system_id, version_number, status, is_published, "
+                 "config) SELECT id, 1, 'PUBLISHED', true, '{}' FROM lift_simulator.lift_system WHERE display_name = 'x' "
+                 "AND system_key LIKE '%%e%%'" % keys, database=db)
+    made = backup(cluster, os.path.join(workdir, "keys"), database=db)
+    with open(made["manifest_path"], encoding="utf-8") as handle:
+        text = handle.read()
+    recorded = json.loads(text)["checklist"]
+    old = previous_format_checklist(cluster, db)
+    assert all(key in old["versions_per_system"] for key in HOSTILE_KEYS)
+    for name in ("versions_per_system", "published_per_system"):
+        assert recorded[name] == independent_digest(old[name].items())
+    assert "caf\u00e9" not in text and "line\\nbreak" not in text  # the keys are not in the manifest
+    result = verify(cluster, made["path"], level="restore")
+    assert all(c["passed"] for c in result["checks"])
+    path = lying_copy(made, workdir, lambda m: m.update(checklist=old))  # the previous format
+    result = verify(cluster, path, level="restore")
+    assert "as in the backup" in dict((c["name"], c) for c in result["checks"])["versions per system"]["detail"]
+    drop_databases(cluster, db)
 
 
 @pytest.mark.parametrize("content, message", [
