@@ -152,22 +152,40 @@ def _show_flyway(value):
     return MISSING if value is None else "%s rows, %s failed, latest %s" % tuple(value)
 
 
+class _Unreadable(object):
+    """A figure per system that is neither a digest nor an older manifest's map: never equal to anything."""
+
+    def __eq__(self, other):
+        return False
+
+    def __ne__(self, other):
+        return True
+
+    __hash__ = None
+
+
 def _checklist_value(figures, key):
-    found = figures.get("checklist") or {}
-    return found.get(key)
+    found = (figures.get("checklist") or {}).get(key)
+    if found is None or key == "lift_system_count":
+        return found
+    # Digests; an older manifest's full maps are digested the same way.
+    digest = checklist.as_digest(key, found)
+    return _Unreadable() if digest is None else digest
 
 
 def _show_systems(per_system):
     if per_system is None:
         return MISSING
-    return "%d systems, %d in all" % (len(per_system), sum(per_system.values()))
+    if isinstance(per_system, _Unreadable):
+        return "unreadable"
+    return "%s systems, %s in all" % (per_system["systems"], per_system["total"])
 
 
 def _published_value(figures):
-    found = figures.get("checklist") or {}
-    if found.get("published_per_system") is None:
+    per_system = _checklist_value(figures, "published_per_system")
+    if per_system is None:
         return None
-    return {"per_system": found["published_per_system"], "versions": found.get("published_versions")}
+    return {"per_system": per_system, "versions": _checklist_value(figures, "published_versions")}
 
 
 def _show_published(value):

@@ -125,7 +125,8 @@ options:
     description:
       - Schema of the application's tables. When it holds C(lift_system) and C(lift_system_version),
         the manifest records the backup strategy's checklist figures (versions and published versions
-        per system) counted in the dumped snapshot, for verification to compare.
+        per system, as digests of a fixed size whatever the number of systems) counted in the dumped
+        snapshot, for verification to compare.
     type: str
     default: lift_simulator
   reuse_max_age_minutes:

@@ -292,6 +292,9 @@ source:
         - The checklist's figures (C(schema), C(lift_system_count), C(versions_per_system),
           C(published_per_system), C(published_versions)), as in a manifest; null without the
           application's tables.
+        - The figures per system are digests (C(systems), C(total), C(sha256) of the sorted rows,
+          docs/manifest.md); a manifest written before the digests holds full maps, compared by
+          digesting them the same way.
       type: dict
     path:
       description: The manifest read (origin C(manifest)).

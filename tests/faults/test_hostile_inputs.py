@@ -5,6 +5,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 import os
 import shutil
@@ -83,8 +84,16 @@ def more_rows(m):
 
 
 def more_versions(m):
-    key = sorted(m["checklist"]["versions_per_system"])[0]
-    m["checklist"]["versions_per_system"][key] += 1
+    m["checklist"]["versions_per_system"]["total"] += 1
+
+
+def flipped(digest):
+    return digest[:-1] + ("0" if digest[-1] != "0" else "1")
+
+
+def moved_versions(m):
+    """The same systems and total, but another count per system: only the digest tells."""
+    m["checklist"]["versions_per_system"]["sha256"] = flipped(m["checklist"]["versions_per_system"]["sha256"])
 
 
 def later_flyway(m):
@@ -105,13 +114,13 @@ def hostile_table(m):
 
 def other_published(m):
     """The same number of published versions per system, but another version number published."""
-    key = sorted(m["checklist"]["published_versions"])[0]
-    m["checklist"]["published_versions"][key][0][0] += 100
+    m["checklist"]["published_versions"]["sha256"] = flipped(m["checklist"]["published_versions"]["sha256"])
 
 
 LIES = [
     (more_rows, "restore", "rows lift_simulator.lift_system"),
     (more_versions, "restore", "versions per system"),
+    (moved_versions, "restore", "versions per system"),
     (later_flyway, "restore", "flyway history"),
     (other_sha, "quick", "sha256"),
     (other_name, "quick", "manifest"),
@@ -134,6 +143,85 @@ def test_a_manifest_that_lies_is_caught_and_the_live_database_kept(cluster, hone
     assert fingerprint(cluster, target) == before
     assert databases(cluster) == names | {target}
     drop_databases(cluster, target)
+
+
+def previous_format_checklist(cluster, database="lift_simulator"):
+    """The checklist as the version before the digests wrote it: full maps, read here with SQL of
+    the test's own (not the collection's code)."""
+    text = cluster.psql(
+        "SELECT json_build_object('schema', 'lift_simulator', 'lift_system_count', count(*), "
+        "'versions_per_system', json_object_agg(system_key, versions), "
+        "'published_per_system', json_object_agg(system_key, published), "
+        "'published_versions', (SELECT json_object_agg(system_key, list) FROM (SELECT s.system_key, "
+        "json_agg(json_build_array(v.version_number, v.status, v.is_published) ORDER BY v.version_number) list "
+        "FROM lift_simulator.lift_system s JOIN lift_simulator.lift_system_version v ON v.lift_system_id = s.id "
+        "WHERE v.is_published OR v.status = 'PUBLISHED' GROUP BY s.system_key) p)) "
+        "FROM (SELECT s.system_key, count(v.id) versions, count(v.id) FILTER (WHERE v.is_published) published "
+        "FROM lift_simulator.lift_system s LEFT JOIN lift_simulator.lift_system_version v "
+        "ON v.lift_system_id = s.id GROUP BY s.system_key) c", database=database)
+    return json.loads(text)
+
+
+def test_a_manifest_in_the_previous_format_is_still_checked_strictly(cluster, honest, workdir):
+    old = previous_format_checklist(cluster)
+    assert len(old["versions_per_system"]) == old["lift_system_count"] > 1
+    path = lying_copy(honest, workdir, lambda m: m.update(checklist=old))
+    result = verify(cluster, path, level="restore")
+    checks = dict((c["name"], c) for c in result["checks"])
+    assert checks["versions per system"]["passed"] and "as in the backup" in checks["versions per system"]["detail"]
+    assert checks["published versions per system"]["passed"]
+    # Two systems' counts moved (the same total), then one published version's status changed.
+    first, second = sorted(old["versions_per_system"])[:2]
+    moved = json.loads(json.dumps(old))
+    moved["versions_per_system"][first] += 1
+    moved["versions_per_system"][second] -= 1
+    path = lying_copy(honest, workdir, lambda m: m.update(checklist=moved))
+    result = verify(cluster, path, level="restore", expect_ok=False)
+    assert result["failed_checks"] == ["versions per system"]
+    detail = dict((c["name"], c) for c in result["checks"])["versions per system"]["detail"]
+    assert "figures per system differ" in detail
+    other = json.loads(json.dumps(old))
+    key = sorted(other["published_versions"])[0]
+    other["published_versions"][key][0][1] = "ARCHIVED" if other["published_versions"][key][0][1] != "ARCHIVED" else "DRAFT"
+    path = lying_copy(honest, workdir, lambda m: m.update(checklist=other))
+    result = verify(cluster, path, level="restore", expect_ok=False)
+    assert result["failed_checks"] == ["published versions per system"]
+
+
+HOSTILE_KEYS = ["line\nbreak", "tab\tkey", 'quote"d', "back\\slash", "caf\u00e9", "cafe\u0301", "\U0001f6d7 lift",
+                "Z-upper", "a,1", "[\"x\",1]", " "]
+
+
+def independent_digest(pairs):
+    """The documented digest (docs/manifest.md), written here again: sorted rows, compact ASCII JSON, sha256."""
+    rows = sorted([key, count] for key, count in pairs)
+    text = json.dumps(rows, ensure_ascii=True, separators=(",", ":"))
+    return {"systems": len(rows), "total": sum(count for _key, count in rows),
+            "sha256": hashlib.sha256(text.encode("ascii")).hexdigest()}
+
+
+def test_hostile_system_keys_are_digested_as_documented(cluster, workdir):
+    db = clone_database(cluster, "hostile_keys")
+    keys = ", ".join("(convert_from(decode('%s', 'hex'), 'UTF8'), 'x')" % key.encode("utf-8").hex() for key in HOSTILE_KEYS)
+    cluster.psql("INSERT INTO lift_simulator.lift_system (system_key, display_name) VALUES %s; "
+                 "INSERT INTO lift_simulator.lift_system_version (lift_system_id, version_number, status, is_published, "
+                 "config) SELECT id, 1, 'PUBLISHED', true, '{}' FROM lift_simulator.lift_system WHERE display_name = 'x' "
+                 "AND system_key LIKE '%%e%%'" % keys, database=db)
+    made = backup(cluster, os.path.join(workdir, "keys"), database=db)
+    with open(made["manifest_path"], encoding="utf-8") as handle:
+        text = handle.read()
+    recorded = json.loads(text)["checklist"]
+    old = previous_format_checklist(cluster, db)
+    assert all(key in old["versions_per_system"] for key in HOSTILE_KEYS)
+    for name in ("versions_per_system", "published_per_system"):
+        assert recorded[name] == independent_digest(old[name].items())
+    assert "caf\u00e9" not in text and "line\\nbreak" not in text  # the keys are not in the manifest
+    result = verify(cluster, made["path"], level="restore")
+    assert all(c["passed"] for c in result["checks"])
+    path = lying_copy(made, workdir, lambda m: m.update(checklist=old))  # the previous format
+    result = verify(cluster, path, level="restore")
+    assert "as in the backup" in dict((c["name"], c) for c in result["checks"])["versions per system"]["detail"]
+    drop_databases(cluster, db)
 
 
 @pytest.mark.parametrize("content, message", [
