@@ -99,7 +99,7 @@ bench: setup ## benchmark against the bare PostgreSQL tools and pgBackRest (1/10
 
 # One backup.yml over N lab containers of its own (lift-bench-fleet-<i>, removed afterwards);
 # BENCH_FLEET_ARGS for its options (bench/fleet.py --help).
-bench-fleet: setup lab-images ## fleet run: one backup.yml over 1, 2, 4, 8 lab containers (about 10 min)
+bench-fleet: setup lab-images ## fleet run: one backup.yml over 1, 2, 4, 8 lab containers (about 15 min)
 	$(BIN)/python bench/fleet.py $(BENCH_FLEET_ARGS)
 
 build: venv ## build the collection tarball

@@ -343,7 +343,10 @@ def backup_rows(entries):
 def markdown(report):
     lines = ["# Benchmark %s" % report["date"], "",
              "Machine: %s, %d cores; PostgreSQL %s; fsync on; median of %d runs, contenders alternating."
-             % (report["machine"], report["cores"], report["server_version"], report["repeat"]), ""]
+             % (report["machine"], report["cores"], report["server_version"], report["repeat"])
+             + ("" if "load_average_start" not in report else " Load average (1, 5, 15 min) %s at the start, %s at the end."
+                % tuple("/".join("%.1f" % v for v in report.get(k) or ()) or "?"
+                        for k in ("load_average_start", "load_average_end"))), ""]
     wide_note = " and the wide-shaped ones (many systems and versions, bigger JSON)" if report.get("wide") else ""
     lines += ["Backups (logical), the fixture's databases%s:" % wide_note, ""]
     # The tiny database (report["tiny"]) is the fixed-cost row: shown, not held to the targets nor charted.
@@ -432,11 +435,11 @@ def chart(report, path):
     for label, key in series:
         ax.plot(sizes, [s["medians_s"][key] for s in report["sizes"]], marker="o", label=label)
     physical = [s for s in report["sizes"] if s.get("pgbackrest")]
-    for label, key in (("pgBackRest full backup (physical)", "backup_s"),
-                       ("pgBackRest restore + recovery (physical)", "restore_total_s")):
+    for label, key, color in (("pgBackRest full backup (physical)", "backup_s", "black"),
+                              ("pgBackRest restore + recovery (physical)", "restore_total_s", "dimgray")):
         if physical:
             ax.plot([s["database_bytes"] / 1e6 for s in physical], [s["pgbackrest"][key] for s in physical],
-                    marker="s", linestyle="--", label=label)
+                    marker="s", linestyle="--", color=color, label=label)
     ax.set_xlabel("database size (MB)")
     ax.set_ylabel("seconds (median)")
     ax.set_yscale("symlog", linthresh=0.1)
@@ -478,6 +481,8 @@ def main(argv=None):
     work = pglab.postgres_owned_dir("lift-bench-")
     report = {"date": date, "machine": platform.platform(), "cores": os.cpu_count(), "repeat": args.repeat,
               "sizes": [], "wide": [], "phases_s": {}}
+    # Other jobs on the machine skew every figure: the load average before and after says how much.
+    report["load_average_start"] = os.getloadavg()
     physical = None
     try:
         cluster.psql("CREATE ROLE lift_admin LOGIN")
@@ -535,6 +540,7 @@ def main(argv=None):
             entry.update(systems=systems, versions=versions)
             report["wide"].append(entry)
             cluster.psql("DROP DATABASE %s WITH (FORCE)" % database)
+        report["load_average_end"] = os.getloadavg()
     finally:
         cluster.destroy()
         shutil.rmtree(work, ignore_errors=True)

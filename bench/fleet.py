@@ -18,7 +18,7 @@ the names this script would use is an error (remove it yourself, or pass --keep 
 
 Writes <out>/<date>-fleet.json and <out>/<date>-fleet.md.
 
-    .venv/bin/python bench/fleet.py --counts 1,2,4,8 --repeat 3 --out /tmp/fleet     # ~10 min
+    .venv/bin/python bench/fleet.py --counts 1,2,4,8 --repeat 3 --out /tmp/fleet     # about 15 min on 2 cores
     make bench-fleet
 """
 from __future__ import absolute_import, division, print_function
@@ -191,11 +191,17 @@ def summarize(runs):
     return rows
 
 
+def loadavg(values):
+    return "/".join("%.1f" % v for v in values) if values else "?"
+
+
 def markdown(report):
     lines = ["# Fleet backup %s" % report["date"], "",
              "One `ansible-playbook playbooks/backup.yml` over N lab containers (%s, docker connection, forks %d), "
-             "each with a %s MB lift_simulator sample database; median of %d runs. Machine: %s, %d cores."
-             % (IMAGE, report["forks"], report["size_mb"], report["repeat"], report["machine"], report["cores"]), "",
+             "each with a %s MB lift_simulator sample database; median of %d runs. Machine: %s, %d cores; "
+             "load average (1, 5, 15 min) %s at the start, %s at the end."
+             % (IMAGE, report["forks"], report["size_mb"], report["repeat"], report["machine"], report["cores"],
+                loadavg(report.get("load_average_start")), loadavg(report.get("load_average_end"))), "",
              "| hosts | wall time | / 1 host | wall per host | backup task span | module duration_s per host "
              "(median / max) |", "|---|---|---|---|---|---|"]
     for row in report["rows"]:
@@ -232,6 +238,8 @@ def main(argv=None):
     fleet = Fleet(hosts, work, reuse=args.reuse)
     report = {"date": date, "machine": platform.platform(), "cores": os.cpu_count(), "repeat": args.repeat,
               "size_mb": args.size_mb, "forks": hosts, "image": IMAGE}
+    # Other jobs on the machine skew every figure: the load average before and after says how much.
+    report["load_average_start"] = os.getloadavg()
     try:
         log("starting %d containers" % hosts)
         started = time.monotonic()
@@ -248,6 +256,7 @@ def main(argv=None):
                 log("  %d hosts: wall %.1f s, backup task %.1f s, module max %.2f s"
                     % (count, run["wall_s"], run["backup_task_s"], max(run["module_s"].values())))
         report["rows"] = summarize(runs)
+        report["load_average_end"] = os.getloadavg()
     finally:
         fleet.cleanup(args.keep)
         shutil.rmtree(work, ignore_errors=True)
