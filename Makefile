@@ -93,7 +93,7 @@ demo-down: venv collection-link ## remove the lab containers (lift-db-1 and lift
 # The bench also runs pgBackRest (physical) beside the modules, a tiny database (the fixed cost) and
 # wide-shaped databases (backups); BENCH_ARGS for its options (bench/bench.py --help), e.g.
 # BENCH_ARGS='--sizes 100 --wide-sizes ""'.
-bench: setup ## benchmark against the bare PostgreSQL tools and pgBackRest (1/100/500/1500 MB; about 60 min)
+bench: setup ## benchmark against the bare PostgreSQL tools and pgBackRest (1/100/500/1500 MB; about 45 min)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/bench.py --docs $(BENCH_ARGS)
 

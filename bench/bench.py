@@ -14,9 +14,9 @@ the contenders' order and taking the median of --repeat runs:
   same cluster (time, repository size) and its restore into an empty data directory until the
   restored cluster has finished recovery and answers;
 - the fixed cost: a tiny database (--tiny-mb, default 1 MB) gets the backup and restore rows too;
-- another shape of database (--wide-sizes; tests/lib/wide_fixture.py: thousands of systems, 2-10
-  versions each, 1-4 kB JSON configurations instead of millions of small simulation_run rows): the
-  backup rows again.
+- another shape of database (--wide-sizes, default the --sizes; tests/lib/wide_fixture.py: thousands
+  of systems, 2-10 versions each, 1-6 kB JSON configurations instead of hundreds of thousands of
+  small simulation_run rows): bare pg_dump -Fp, module plain and plain + zstd again.
 
 The modules run for real, through ansible-playbook as the postgres OS user over the local socket; their
 times are the ones they report (duration_s, downtime_s, measured inside the module), and the wall
@@ -28,7 +28,7 @@ matplotlib is available, <out>/<date>.png (time against size per method).
 
     make bench                                   # 1 (tiny), 100, 500 and 1500 MB, 5 runs each
     .venv/bin/python bench/bench.py --sizes 50 --wide-sizes 50 --repeat 1 --out /tmp/bench    # quick look
-    .venv/bin/python bench/bench.py --sizes 20 --no-pgbackrest --wide-sizes '' --tiny-mb 0 ...
+    .venv/bin/python bench/bench.py --sizes 20 --no-pgbackrest --wide-sizes '' --tiny-mb 0 ...   # as before
 """
 from __future__ import absolute_import, division, print_function
 
@@ -340,6 +340,24 @@ def backup_rows(entries):
     return lines
 
 
+def timing_rows(entries, tag="plain_none"):
+    """The backup module's own per-phase ``timings`` (when its result has them), median per phase."""
+    phases = {}
+    for s in entries:
+        for sample in s.get("timings", {}).get(tag, []):
+            for name, value in sample.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    phases.setdefault(size_label(s), {}).setdefault(name, []).append(value)
+    if not phases:
+        return []
+    names = sorted({name for per in phases.values() for name in per})
+    lines = ["", "Backup module plain, its own per-phase timings (`timings` in its result; median, s):", "",
+             "| size | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, per in phases.items():
+        lines.append("| %s | %s |" % (label, " | ".join("%.3f" % median(per[n]) if n in per else "" for n in names)))
+    return lines
+
+
 def markdown(report):
     lines = ["# Benchmark %s" % report["date"], "",
              "Machine: %s, %d cores; PostgreSQL %s; fsync on; median of %d runs, contenders alternating."
@@ -400,6 +418,7 @@ def markdown(report):
                 "%+.2f s" % (wall - md["module_plain"]) if wall else "?", md["module_swap"], md["bare_psql"]))
     judged = report["sizes"]
     wide = report.get("wide", [])
+    lines += timing_rows(rows + wide)
     lines += ["", "| target | bound | " + " | ".join(size_label(s) for s in judged + wide) + " |",
               "|---|---|" + "---|" * len(judged + wide)]
     for key, (label, op, bound) in TARGETS.items():
