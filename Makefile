@@ -19,7 +19,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export ANSIBLE_NOCOLOR := 1
 
 .PHONY: help setup venv host lab-images collection-link lint sanity unit integration faults molecule \
-        test demo demo-down build clean bench
+        test demo demo-down build clean bench bench-fleet
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -90,9 +90,17 @@ demo: setup lab-images ## lab story: provision lift-db-1, sample data, backup, m
 demo-down: venv collection-link ## remove the lab containers (lift-db-1 and lift-db-2)
 	$(BIN)/ansible-playbook lab/down.yml
 
-bench: setup ## benchmark against the bare PostgreSQL tools (100/500/1500 MB; about 30 min)
+# The bench also runs pgBackRest (physical) beside the modules, a tiny database (the fixed cost) and
+# wide-shaped databases (backups); BENCH_ARGS for its options (bench/bench.py --help), e.g.
+# BENCH_ARGS='--sizes 100 --wide-sizes ""'.
+bench: setup ## benchmark against the bare PostgreSQL tools and pgBackRest (1/100/500/1500 MB; about 45 min)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python bench/bench.py --docs $(BENCH_ARGS)
+
+# One backup.yml over N lab containers of its own (lift-bench-fleet-<i>, removed afterwards);
+# BENCH_FLEET_ARGS for its options (bench/fleet.py --help).
+bench-fleet: setup lab-images ## fleet run: one backup.yml over 1, 2, 4, 8 lab containers (about 15 min)
+	$(BIN)/python bench/fleet.py $(BENCH_FLEET_ARGS)
 
 build: venv ## build the collection tarball
 	$(BIN)/ansible-galaxy collection build --force --output-path .cache/dist .
