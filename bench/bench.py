@@ -50,6 +50,7 @@ sys.path.insert(0, os.path.join(ROOT, ".cache", "collections"))
 import pglab  # noqa: E402  pylint: disable=wrong-import-position
 import wide_fixture  # noqa: E402  pylint: disable=wrong-import-position
 from pgbackrest_side import PgBackRestSide  # noqa: E402  pylint: disable=wrong-import-position
+import checklist_cost  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGETS = {
     "backup_plain_ratio": ("backup module plain / bare pg_dump -Fp", "<=", 1.05),
@@ -419,6 +420,10 @@ def markdown(report):
     judged = report["sizes"]
     wide = report.get("wide", [])
     lines += timing_rows(rows + wide)
+    if report.get("checklist"):
+        lines += ["", "The manifest's checklist against the number of lift systems (bench/checklist_cost.py; its "
+                  "figures per system are digests; `old` is the earlier full maps, measured with the earlier queries):", "",
+                  checklist_cost.markdown(report["checklist"]).rstrip("\n")]
     lines += ["", "| target | bound | " + " | ".join(size_label(s) for s in judged + wide) + " |",
               "|---|---|" + "---|" * len(judged + wide)]
     for key, (label, op, bound) in TARGETS.items():
@@ -484,11 +489,15 @@ def main(argv=None):
     parser.add_argument("--pgbackrest-compress", default="zst", choices=["zst", "lz4", "gz", "bz2", "none"],
                         help="pgBackRest compress-type (default zst)")
     parser.add_argument("--pgbackrest-processes", type=int, default=2, help="pgBackRest process-max (default 2)")
+    parser.add_argument("--checklist-systems", default="1000,20000,200000",
+                        help="numbers of lift systems at which the manifest checklist's size and cost are measured "
+                             "(bench/checklist_cost.py; '' for none)")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"), help="where results go")
     parser.add_argument("--docs", action="store_true", help="also rewrite docs/performance.md's results")
     args = parser.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",") if s]
     wide_sizes = sizes if args.wide_sizes is None else [float(s) for s in args.wide_sizes.split(",") if s]
+    checklist_systems = [int(n) for n in args.checklist_systems.split(",") if n]
     if args.tiny_mb:
         sizes = [args.tiny_mb] + sizes
     os.makedirs(args.out, exist_ok=True)
@@ -559,6 +568,11 @@ def main(argv=None):
             entry.update(systems=systems, versions=versions)
             report["wide"].append(entry)
             cluster.psql("DROP DATABASE %s WITH (FORCE)" % database)
+        if checklist_systems:
+            log("checklist cost at %s lift systems" % ", ".join(str(n) for n in checklist_systems))
+            started = time.monotonic()
+            report["checklist"] = checklist_cost.measure(cluster, systems=checklist_systems, repeat=min(args.repeat, 3))
+            report["phases_s"]["checklist cost"] = time.monotonic() - started
         report["load_average_end"] = os.getloadavg()
     finally:
         cluster.destroy()
