@@ -126,8 +126,9 @@ options:
       - Parallel sessions that load the backup. Custom and directory archives go to C(pg_restore --jobs) (an
         encrypted archive, which C(pg_restore) reads from a pipe, loads in one session). A plain dump that is
         neither compressed nor encrypted loads in three phases as C(pg_restore) loads an archive - the schema
-        before the data in one session, the tables' data in O(jobs) sessions (largest first), then the keys and
-        indexes in O(jobs) sessions (one table each) and the rest (foreign keys, triggers, privileges) in one
+        before the data in one session, the tables' data in O(jobs) sessions (largest first; a big table cut
+        at row ends into parts loaded at once), then the key constraints (one table each) and the indexes (several
+        on one table at once) in O(jobs) sessions and the rest (foreign keys, triggers, privileges) in one
         session - when the collection's reader can split it with proof; otherwise, and for a compressed or
         encrypted plain dump, it loads serially in one transaction. RV(load) says which.
       - Default is the number of CPU cores of the host the module runs on. V(1) keeps the serial load (one

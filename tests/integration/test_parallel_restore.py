@@ -110,6 +110,25 @@ def test_a_compressed_plain_dump_loads_serially_and_says_why(cluster, workdir):
     drop_databases(cluster, db)
 
 
+def test_a_partitioned_table_loaded_through_its_root_restores_in_parallel(cluster, workdir):
+    """pg_dump copies the data of a table hash-partitioned on an enum through its root (since
+    15.3): a partitioned table, which holds no rows of its own and cannot be truncated ONLY."""
+    db = clone_database(cluster, "parallel_root")
+    cluster.psql("SET ROLE lift_admin; CREATE TYPE public.color AS ENUM ('r', 'g'); "
+                 "CREATE TABLE public.h (c public.color, n int) PARTITION BY HASH (c); "
+                 "CREATE TABLE public.h0 PARTITION OF public.h FOR VALUES WITH (modulus 1, remainder 0); "
+                 "INSERT INTO public.h SELECT 'r', g FROM generate_series(1, 50) g", database=db)
+    made = backup(cluster, os.path.join(workdir, "b"), database=db, format="plain")
+    with open(made["path"], "rb") as handle:
+        assert b"COPY public.h (c, n) FROM stdin;" in handle.read()  # through the root
+    before = everything(cluster, db)
+    result = restore(cluster, made["path"], database=db, jobs=2, force=True)
+    assert result["load"].startswith("parallel: 2 sessions"), result["load"]
+    assert everything(cluster, db) == before
+    assert cluster.psql("SELECT count(*) FROM public.h0", database=db) == "50"
+    drop_databases(cluster, db)
+
+
 def earlier_dump(cluster, workdir, database, mutate):
     """A plain dump of ``database`` as an earlier process made it (no manifest), changed by ``mutate``."""
     good = os.path.join(workdir, "good.sql")

@@ -44,6 +44,9 @@ class Backup(object):
         self.manifest = manifest
         self.manifest_error = manifest_error
         self.sha256 = None
+        # (plain_split.Plan or None, why not) of a plain dump, found by the quick verification's
+        # read (verify/quick.py) for the restore's parallel load; None: not read yet.
+        self.split = None
 
     @property
     def expected_rows(self):

@@ -136,11 +136,36 @@ def plan(stream):
     return _Splitter().read(stream)
 
 
+def scan(stream):
+    """Read the whole plain dump in ``stream`` once, both as plain_dump.validate does (it raises
+    PlainDumpError for what pg_dump does not write) and to split it: (what validate returns,
+    the Plan or None, why not). A dump that cannot be split is still read to its end."""
+    splitter = _Splitter()
+    try:
+        found, why_not = splitter.read(stream), None
+    except Unsplittable as exc:
+        found, why_not = None, str(exc)
+        for _event in splitter.events:
+            pass  # the reader's own checks go on to the end
+    reader = splitter.reader
+    return dict(restrict=reader.restrict_key is not None, tables=splitter.copies[0], lines=reader.lineno), found, why_not
+
+
+def _counted(events, copies):
+    """The reader's ``events`` as they are, counting its COPY blocks in ``copies[0]``."""
+    for event in events:
+        if event[0] == plain_dump.COPY_START:
+            copies[0] += 1
+        yield event
+
+
 class _Splitter(object):
     """The state of one pass over a dump (see ``plan``)."""
 
     def __init__(self):
         self.result = Plan()
+        self.copies = [0]  # COPY blocks the reader has met
+        self.events = None
         self.state = "pre"
         self.wave_open = False
         self.data_end = None
@@ -149,10 +174,11 @@ class _Splitter(object):
     def read(self, stream):
         result = self.result
         reader = self.reader = plain_dump.PlainDumpReader(stream)
+        self.events = _counted(reader.events(), self.copies)
         offset = line_start = line_end = ended = 0
         line = block = began = None  # began: where the statement being read began (a line start), or None
         tables = set()
-        for kind, raw, detail in reader.events():
+        for kind, raw, detail in self.events:
             if kind == plain_dump.SQL:
                 line_start, line_end, line, ended = offset, offset + len(raw), detail, 0
                 if detail.starts_idle:

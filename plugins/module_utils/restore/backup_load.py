@@ -108,7 +108,8 @@ def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privilege
         if backup.format == "plain":
             psql = restricted_psql(bin_dir, server_major)
             plan, why_not = parallel_plan(backup, jobs)
-            if plan is not None and len(plan.blocks) > 1:
+            # One table's data goes parallel only when it is big enough to be cut in parts.
+            if plan is not None and (len(plan.blocks) > 1 or plan.blocks[0].size >= 2 * parallel_copy.MIN_PIECE):
                 copies, builds = _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges,
                                                       skip_ownership, stall)
                 return "parallel: %d sessions for the data of %d tables in %d parts, %s" % (
@@ -116,7 +117,7 @@ def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privilege
                     "%d for %d key and index builds" % (min(jobs, builds), builds) if builds
                     else "indexes in one session")
             _load_plain(backup, params, env, psql, skip_privileges, skip_ownership, stall, identity)
-            return "serial: %s" % (why_not or "fewer than two tables hold data")
+            return "serial: %s" % (why_not or "one table holds data, too little to cut in parts")
         if backup.encryption != "none":
             # pg_restore reads a decrypted archive from its stdin: one job (--jobs needs a file).
             _load_archive_stream(backup, params, env, client("pg_restore", bin_dir, server_major)[0],
@@ -288,6 +289,8 @@ def parallel_plan(backup, jobs):
         return None, "jobs is 1"
     if backup.encryption != "none" or backup.compression not in (None, "none"):
         return None, "the dump is compressed or encrypted (read as one stream)"
+    if backup.split is not None:
+        return backup.split  # planned by the quick verification's read (verify/quick.py)
     try:
         with open(backup.path, "rb") as handle:
             return plain_split.plan(handle), None

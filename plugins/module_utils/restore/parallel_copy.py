@@ -140,8 +140,14 @@ def copy_tasks(path, blocks, jobs=1):
         def run(cur):
             cur.execute("BEGIN")
             if whole:
-                cur.execute(pg_sql.SQL("SELECT EXISTS (SELECT FROM ONLY {})").format(table))
-                if not cur.fetchone()[0]:
+                # A partitioned table (its data copied through it: pg_dump --load-via-partition-root,
+                # or pg_dump's own choice for a hash partitioning on an enum) holds no rows of its own
+                # and cannot be truncated ONLY.
+                cur.execute(pg_sql.SQL(
+                    "SELECT c.relkind <> 'p' AND NOT EXISTS (SELECT FROM ONLY {}) FROM pg_catalog.pg_class c "
+                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = %s").format(table), (block.header.schema, block.header.table))
+                if cur.fetchone()[0]:
                     cur.execute(pg_sql.SQL("TRUNCATE ONLY {}").format(table))
             with open(path, "rb") as handle:
                 cur.copy_expert(copy_sql(block.header), plain_split.FilePart(handle, start, end), size=CHUNK)

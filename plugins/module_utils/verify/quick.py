@@ -19,6 +19,7 @@ __metaclass__ = type
 import os
 import subprocess
 import tempfile
+import threading
 
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import codecs
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils import process
@@ -28,6 +29,7 @@ from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import decoding
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import manifest as manifest_mod
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_dump
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact import plain_split
 from ansible_collections.lift_simulator.postgresql.plugins.module_utils.artifact.backup_files import (
     PLAIN_HEADER, PLAIN_TRAILER, BackupFileError)
 
@@ -127,7 +129,13 @@ def _plain_structure_check(backup, identity):
             watched = _Watched(stream.stdout)
             problem = None
             try:
-                found = plain_dump.validate(watched)
+                if backup.compression in (None, "none") and backup.encryption == "none":
+                    # The same pass plans the parallel load (its offsets are the file's): the
+                    # restore that follows does not read the dump once more for it.
+                    found, plan, why_not = plain_split.scan(watched)
+                    backup.split = (plan, why_not)
+                else:
+                    found = plain_dump.validate(watched)
             except plain_dump.PlainDumpError as exc:
                 problem = str(exc)
                 while watched.read(process.CHUNK):
@@ -243,12 +251,45 @@ def quick_checks(backup, pg_restore=None, identity=None):
         raise BackupFileError("cannot read %s: %s" % (exc.filename or backup.path, exc.strerror))
 
 
+class _Beside(threading.Thread):
+    """A check run in a thread beside another: its result, or what it raised, by ``result()``."""
+
+    def __init__(self, function, *args):
+        threading.Thread.__init__(self, name="quick-check")
+        self.daemon = True
+        self.function, self.args = function, args
+        self.value = self.error = None
+        self.start()
+
+    def run(self):
+        try:
+            self.value = self.function(*self.args)
+        except BaseException as exc:  # pylint: disable=broad-except
+            self.error = exc
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def _quick_checks(backup, pg_restore, identity):
     checks = [check("not empty", backup.size > 0, "%d bytes" % backup.size)]
     if backup.size == 0:
         return checks
     checks.extend(_manifest_checks(backup))
-    checks.append(_checksum_check(backup))
+    structure = None
+    if backup.format == "plain" and (backup.encryption == "none" or identity is not None):
+        # A plain dump's two whole reads at once: the hash runs on another core (hashlib leaves
+        # the GIL for big blocks) while the reader parses. The structure check reads neither the
+        # manifest nor the checksum's verdict.
+        structure = _Beside(_plain_structure_check, backup, identity)
+    try:
+        checks.append(_checksum_check(backup))
+    finally:
+        if structure is not None:
+            structure.join()
     if backup.manifest is not None and backup.manifest.get("globals"):
         checks.append(_role_definitions_check(backup))
     if backup.encryption != "none":
@@ -258,7 +299,7 @@ def _quick_checks(backup, pg_restore, identity):
                                 "(identity or identity_file)" % backup.encryption, skipped=True))
             return checks
     if backup.format == "plain":
-        checks.append(_plain_structure_check(backup, identity))
+        checks.append(structure.result() if structure is not None else _plain_structure_check(backup, identity))
     else:
         if pg_restore is None:
             raise BackupFileError("pg_restore is needed to read %s archives" % backup.format)

@@ -205,3 +205,31 @@ def test_the_post_data_opens_with_the_indexes_and_key_constraints_of_each_table(
 def test_the_wave_takes_only_what_stands_alone(post, count):
     plan = split(PROLOGUE + PRE + DATA + post)
     assert len(plan.wave) == count
+
+
+def test_scan_validates_and_plans_in_one_read():
+    found, plan, why_not = plain_split.scan(io.BytesIO(DUMP))
+    assert found == plain_dump.validate(io.BytesIO(DUMP))
+    assert why_not is None
+    alone = split(DUMP)
+    assert (plan.pre_end, plan.post_start, plan.wave_end) == (alone.pre_end, alone.post_start, alone.wave_end)
+    assert [(b.header.name, b.start, b.end) for b in plan.blocks] == [(b.header.name, b.start, b.end) for b in alone.blocks]
+
+
+@pytest.mark.parametrize("dump, reason", [
+    (PROLOGUE + PRE + DATA.replace(b"COPY app.\"chi\nld\" (id)", b"COPY app.parent (id)") + POST, "comes twice"),
+    (PROLOGUE.replace(b"'UTF8'", b"'LATIN1'") + PRE + DATA + POST, "client_encoding is not UTF8"),
+    (PROLOGUE + PRE + POST, "no table data"),
+])
+def test_scan_of_what_cannot_be_split_reads_on_and_says_why(dump, reason):
+    found, plan, why_not = plain_split.scan(io.BytesIO(dump))
+    assert plan is None and reason in why_not
+    assert found == plain_dump.validate(io.BytesIO(dump))
+
+
+def test_scan_refuses_what_pg_dump_never_writes_after_the_point_that_cannot_be_split():
+    # Unsplittable early (a table's data twice), a psql meta-command at the end: still refused.
+    dump = (PROLOGUE + PRE + DATA.replace(b"COPY app.\"chi\nld\" (id)", b"COPY app.parent (id)") + POST
+            ).replace(b"\\unrestrict AbC123", b"\\! id\n\\unrestrict AbC123")
+    with pytest.raises(plain_dump.PlainDumpError):
+        plain_split.scan(io.BytesIO(dump))
