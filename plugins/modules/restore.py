@@ -352,9 +352,9 @@ downtime_s:
 load:
   description:
     - How the backup was loaded into the staging database - V(parallel) with the number of sessions for
-      the data (and the parts a big table's data was cut into) and for the keys and indexes of a plain dump (three phases), V(serial) with the reason (O(jobs=1), a
-      compressed or encrypted dump, a dump that cannot be split with proof), or the C(pg_restore) mode of an
-      archive.
+      the data (and the parts a big table's data was cut into) and for the keys and indexes of a plain
+      dump (three phases), V(serial) with the reason (O(jobs=1), a compressed or encrypted dump, a dump
+      that cannot be split with proof), or the C(pg_restore) mode of an archive.
   returned: when a whole-database restore loaded a backup
   type: str
   sample: "parallel: 2 sessions for the data of 7 tables in 8 parts, 2 for 19 key and index builds"
