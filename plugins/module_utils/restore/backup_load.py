@@ -97,7 +97,7 @@ def _failure(what, tail, params):
 
 
 def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privileges=False, skip_ownership=False,
-         stall=None, identity=None):
+         stall=None, identity=None, room=None):
     """Restore ``backup`` into the existing, empty database of ``params``. With ``skip_ownership``
     the objects are owned by the role that loads them (pg_restore --no-owner). ``stall`` (a
     stall_watch.Stall) stops a client that makes no progress. ``jobs`` > 1 loads an archive with
@@ -110,8 +110,12 @@ def load(backup, params, jobs=1, bin_dir=None, server_major=None, skip_privilege
             plan, why_not = parallel_plan(backup, jobs)
             # One table's data goes parallel only when it is big enough to be cut in parts.
             if plan is not None and (len(plan.blocks) > 1 or plan.blocks[0].size >= 2 * parallel_copy.MIN_PIECE):
+                # A big table is cut in parts only with room to spare: the rows of a failed part
+                # stay in the table's file until it is dropped, which a full disk may not allow
+                # (a table in one part is truncated in its transaction: a failure frees it).
+                cut = room is not None and room >= 2 * sum(b.size for b in plan.blocks)
                 copies, builds = _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges,
-                                                      skip_ownership, stall)
+                                                      skip_ownership, stall, cut)
                 return "parallel: %d sessions for the data of %d tables in %d parts, %s" % (
                     min(jobs, copies), len(plan.blocks), copies,
                     "%d for %d key and index builds" % (min(jobs, builds), builds) if builds
@@ -302,7 +306,7 @@ def parallel_plan(backup, jobs):
         raise LoadError("cannot read %s: %s" % (backup.path, exc.strerror))
 
 
-def _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges, skip_ownership, stall):
+def _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges, skip_ownership, stall, cut=True):
     """The three phases of a parallel load (docs/restore.md): pre-data in one psql session, the
     tables' data in ``jobs`` sessions (a big table's in pieces), post-data - its opening key
     constraints, then its indexes, in ``jobs`` sessions when there are two builds or more, the
@@ -314,7 +318,7 @@ def _load_plain_parallel(backup, plan, params, env, psql, jobs, skip_privileges,
         part = plain_split.FilePart(handle, 0, plan.pre_end)
         _run_psql(psql, params, env, plain_dump.psql_input(part, key, skip_privileges, skip_ownership), stall)
     try:
-        copies = parallel_copy.copy_tasks(backup.path, plan.blocks, jobs)
+        copies = parallel_copy.copy_tasks(backup.path, plan.blocks, jobs, cut=cut)
         parallel_copy.Phase(params, copies, jobs, plan.prologue, stall).run()
         keys, indexes = parallel_copy.index_phases(plan.wave, parallel_copy.inheritance_roots(params), dict(
             (b.header.name, b.size) for b in plan.blocks)) if plan.wave else ([], [])

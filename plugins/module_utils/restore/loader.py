@@ -105,7 +105,7 @@ class Loader(object):
             # (no CREATE right on the schema needed, as ALTER ... OWNER TO would need from the role).
             how = backup_load.load(backup, self.params(target), request.jobs, request.bin_dir, major,
                                    skip_privileges=request.privileges == "skip", skip_ownership=self.role is not None,
-                                   stall=self.stall(), identity=request.identity)
+                                   stall=self.stall(), identity=request.identity, room=_data_room(self.admin))
         except backup_load.LoadError as exc:
             if exc.disk_full:
                 self._free_space(target)
@@ -183,6 +183,16 @@ def _load_error(exc, admin, target, as_owner=True):
         message = ("the disk is full: the file system of the database cluster (%s) ran out of space while the "
                    "backup was loaded into %s. PostgreSQL said: %s" % (where, quote_for_message(target), message))
     return RestoreError(message, exc.stderr)
+
+
+def _data_room(admin):
+    """Free bytes on the file system of the cluster's data directory, or None when it cannot be
+    seen from here (the server on another host)."""
+    try:
+        stat = os.statvfs(admin.query("SELECT current_setting('data_directory')")[0][0])
+        return stat.f_bavail * stat.f_frsize
+    except (DatabaseError, OSError, IndexError):
+        return None
 
 
 def _data_directory(admin):

@@ -120,7 +120,7 @@ def pieces(handle, block, parts):
     return list(zip(cuts, cuts[1:] + [block.end]))
 
 
-def copy_tasks(path, blocks, jobs=1):
+def copy_tasks(path, blocks, jobs=1, cut=True):
     """The tasks of the data phase. A table whose data is more than its share (the data of all
     tables over ``jobs``) is cut at row boundaries into pieces loaded by several sessions at once
     (the dump usually holds one big table: table by table, one session would do most of the work).
@@ -129,7 +129,8 @@ def copy_tasks(path, blocks, jobs=1):
     its space back before the staging database is dropped: that checkpoints first, and PostgreSQL
     stops on a checkpoint it cannot write), and with wal_level minimal they need no WAL; then
     COPY, then commit. Pieces are not truncated (that would serialise them); after a failure the
-    caller drops what the loading role made (loader.Loader._free_space)."""
+    caller drops what the loading role made (loader.Loader._free_space), which needs some room:
+    ``cut`` False (not room enough to spare) keeps every table in one part."""
     total = sum(b.size for b in blocks)
     share = max(MIN_PIECE, -(-total // max(1, jobs)))
 
@@ -158,7 +159,7 @@ def copy_tasks(path, blocks, jobs=1):
     tasks = []
     with open(path, "rb") as handle:
         for block in blocks:
-            parts = min(max(1, jobs), -(-block.size // share)) if block.size > share else 1
+            parts = min(max(1, jobs), -(-block.size // share)) if cut and block.size > share else 1
             ranges = pieces(handle, block, parts) if parts > 1 else [(block.start, block.end)]
             tasks += [task(block, start, end, n + 1, len(ranges)) for n, (start, end) in enumerate(ranges)]
     return tasks

@@ -137,3 +137,13 @@ def test_a_table_is_never_cut_into_more_pieces_than_sessions(tmp_path, monkeypat
     path = tmp_path / "dump"
     path.write_bytes(data)
     assert len(parallel_copy.copy_tasks(str(path), [block(data)], jobs=jobs)) == jobs
+
+
+def test_without_room_to_spare_no_table_is_cut(tmp_path, monkeypatch):
+    # The rows of a failed part stay in the table's file: on a nearly full disk every table loads whole.
+    monkeypatch.setattr(parallel_copy, "MIN_PIECE", 10)
+    data = b"".join(b"%d\trow\n" % n for n in range(5000))
+    path = tmp_path / "dump"
+    path.write_bytes(data)
+    (task,) = parallel_copy.copy_tasks(str(path), [block(data)], jobs=2, cut=False)
+    assert task.what == "loading the data of s.t" and task.size == len(data)
