@@ -185,20 +185,21 @@ def _load_error(exc, admin, target, as_owner=True):
     return RestoreError(message, exc.stderr)
 
 
-def _data_room(admin):
-    """Free bytes on the file system of the cluster's data directory, or None when it cannot be
-    seen from here (the server on another host)."""
-    try:
-        stat = os.statvfs(admin.query("SELECT current_setting('data_directory')")[0][0])
-        return stat.f_bavail * stat.f_frsize
-    except (DatabaseError, OSError, IndexError):
-        return None
-
-
-def _data_directory(admin):
+def _data_space(admin):
+    """(the cluster's data directory, free bytes on its file system), or (None, None) when it
+    cannot be seen from here (the server on another host)."""
     try:
         path = admin.query("SELECT current_setting('data_directory')")[0][0]
         stat = os.statvfs(path)
-        return "%s, %d MiB free now" % (path, stat.f_bavail * stat.f_frsize // (1024 * 1024))
+        return path, stat.f_bavail * stat.f_frsize
     except (DatabaseError, OSError, IndexError):
-        return "the data directory"
+        return None, None
+
+
+def _data_room(admin):
+    return _data_space(admin)[1]
+
+
+def _data_directory(admin):
+    path, free = _data_space(admin)
+    return "the data directory" if path is None else "%s, %d MiB free now" % (path, free // (1024 * 1024))

@@ -188,9 +188,10 @@ def index_phases(wave, roots, sizes):
     builds its partitions' own). A task's size is its table's data (``sizes``: table -> bytes),
     so that the biggest tables' work starts first."""
     trees, keys, indexes = {}, {}, []
+    tree_roots = set(roots.values())
     for statement in wave:
         root = roots.get(statement.table)
-        if root is None and not any(r == statement.table for r in roots.values()):
+        if root is None and statement.table not in tree_roots:
             if statement.text.startswith(b"CREATE "):
                 indexes.append(statement)
             else:
