@@ -18,6 +18,7 @@ import os
 import re
 import pwd
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -31,7 +32,8 @@ from pglab import LIFT_ADMIN_PASSWORD, ROOT, PgCluster, as_postgres, load_fixtur
 
 MODULE_DIR = os.path.join(ROOT, "plugins", "modules")
 # The modules in the order their examples build on each other: backups first, then what reads them.
-ORDER = ["backup", "backup_info", "verify", "compare", "restore", "prune", "rekey", "offsite", "pitr_info"]
+ORDER = ["backup", "backup_info", "verify", "compare", "restore", "prune", "rekey", "offsite", "pitr_info",
+         "private_directory"]
 # The socket directory libpq and the examples assume (Debian's).
 DEFAULT_SOCKET_DIR = "/var/run/postgresql"
 NAMED_BACKUPS = {
@@ -260,6 +262,17 @@ def test_module_examples_work_as_written(example_cluster, s3_server, sftp_server
             assert read["newest_full"]["type"] == "full" and read["archive_lag_seconds"] < 600
         finally:
             pitr.destroy()
+
+        # The directories of the examples are in the test's postgres-owned directory: postgres makes
+        # them (tests/integration/test_private_directory.py has root's case).
+        state = runner.directories["/var/lib/lift-pg-backup"] = os.path.join(work, "var-lib-lift-pg-backup")
+        made = runner.run_with_setup("private_directory", {
+            "The scheduled job's metrics directory, which node_exporter reads":
+                lambda: as_postgres(["mkdir", "-m", "0700", state])})
+        logs = made[0].task("Its log directory, inside the postgres-owned backup directory, made by postgres itself")
+        assert logs["made_by"] == "owner" and os.stat(os.path.join(backups, "logs")).st_uid == pwd.getpwnam("postgres").pw_uid
+        assert made[-1].task("The scheduled job's metrics directory, which node_exporter reads")["changed"]
+        assert stat.S_IMODE(os.stat(os.path.join(state, "metrics")).st_mode) == 0o755
 
         every = [task["name"] for module in ORDER for task in runner.tasks_of(module)]
         assert set(every) <= set(runner.ran)
