@@ -55,14 +55,16 @@ unit: venv collection-link ## pytest unit tests
 	$(BIN)/pytest -q tests/unit
 
 # Integration test files run INTEGRATION_JOBS at a time (pytest-xdist; each worker starts its own
-# PostgreSQL and test servers on free ports; the tests of one file stay in one worker). The fault
-# tests stay serial: they find the processes they kill by program and database name.
+# PostgreSQL and test servers on free ports; the tests of one file stay in one worker).
 INTEGRATION_JOBS ?= 2
 integration: setup ## modules through ansible-playbook against a real PostgreSQL (INTEGRATION_JOBS at a time)
 	$(BIN)/pytest -q -n $(INTEGRATION_JOBS) --dist loadfile tests/integration
 
-faults: setup ## fault injection: kills, full disks, stopped servers, hostile inputs, secrets
-	$(BIN)/pytest -q tests/faults
+# The fault tests too, FAULT_JOBS files at a time: a test finds the processes it kills among its
+# own descendants only (tests/lib/processes.py), never another worker's or a container's.
+FAULT_JOBS ?= 2
+faults: setup ## fault injection: kills, full disks, stopped servers, hostile inputs, secrets (FAULT_JOBS at a time)
+	$(BIN)/pytest -q -n $(FAULT_JOBS) --dist loadfile tests/faults
 
 # The scenarios to run (default: all of them), MOLECULE_JOBS at a time (default: the CPUs, at most 4).
 MOLECULE_SCENARIOS ?=

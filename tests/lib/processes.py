@@ -46,18 +46,23 @@ def version_probe(pid):
 
 
 def find(program, database=None):
-    """Pids of ``program`` (by comm) working on ``database`` (PGDATABASE in its environment)."""
+    """Pids of ``program`` (by comm) working on ``database`` (PGDATABASE in its environment), among
+    this process's descendants only: another pytest worker's or a container's process of the same
+    program and database is never a test's to kill."""
     found = []
+    me = os.getpid()
     for pid in pids():
         if comm(pid) != program or version_probe(pid):
             continue
-        if database is None or b"PGDATABASE=" + database.encode() in environ(pid):
+        if (database is None or b"PGDATABASE=" + database.encode() in environ(pid)) and descends_from(pid, me):
             found.append(pid)
     return found
 
 
 def find_matching(program, predicate):
-    return [pid for pid in pids() if comm(pid) == program and predicate(pid)]
+    """Pids of ``program`` (by comm) for which ``predicate(pid)`` holds, among this process's descendants."""
+    me = os.getpid()
+    return [pid for pid in pids() if comm(pid) == program and predicate(pid) and descends_from(pid, me)]
 
 
 def bytes_written(pid):
