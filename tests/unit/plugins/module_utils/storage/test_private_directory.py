@@ -83,11 +83,17 @@ def test_paths_are_normalised(path, expected):
     assert pd.checked_path(path) == expected
 
 
-@pytest.mark.parametrize("path", ["relative/dir", "/", "///", "/var/../etc", "/var/./x", "", "/a/b/.."])
-def test_bad_paths_are_refused(path):
+BAD_INPUT = ([(pd.checked_path, path, 'must be an absolute path below "/"')
+              for path in ("relative/dir", "/", "///", "/var/../etc", "/var/./x", "", "/a/b/..")]
+             + [(pd.parse_mode, text, "is not an octal mode")
+                for text in ("rwx", "0800", "u=rwx", "-700", "", "17777", "0x700")])
+
+
+@pytest.mark.parametrize("function,value,message", BAD_INPUT)
+def test_bad_paths_and_modes_are_refused(function, value, message):
     with pytest.raises(pd.PrivateDirectoryError) as error:
-        pd.checked_path(path)
-    assert 'must be an absolute path below "/"' in str(error.value)
+        function(value)
+    assert message in str(error.value)
 
 
 def test_ancestors_are_nearest_first():
@@ -98,13 +104,6 @@ def test_ancestors_are_nearest_first():
 @pytest.mark.parametrize("text,mode", [("0700", 0o700), ("750", 0o750), ("02750", 0o2750), ("0", 0)])
 def test_modes(text, mode):
     assert pd.parse_mode(text) == mode
-
-
-@pytest.mark.parametrize("text", ["rwx", "0800", "u=rwx", "-700", "", "17777", "0x700"])
-def test_bad_modes_are_refused(text):
-    with pytest.raises(pd.PrivateDirectoryError) as error:
-        pd.parse_mode(text)
-    assert "is not an octal mode" in str(error.value)
 
 
 def test_make_makes_it_once_with_its_mode(tmp_path):
