@@ -109,10 +109,15 @@ def as_digest(key, value):
         return None
 
 
+def is_app_database(cursor, schema=DEFAULT_APP_SCHEMA):
+    """Whether the application's tables the checklist reads are there."""
+    return _exists(cursor, schema, "lift_system") and _exists(cursor, schema, "lift_system_version")
+
+
 def capture(cursor, schema=DEFAULT_APP_SCHEMA):
     """The checklist's figures, or None when the application's tables are not there. The figures per
     system are digests (count_digest, rows_digest): the same size whatever the number of systems."""
-    if not (_exists(cursor, schema, "lift_system") and _exists(cursor, schema, "lift_system_version")):
+    if not is_app_database(cursor, schema):
         return None
     counts = _per_system(cursor, schema)
     return {"schema": schema,
@@ -196,7 +201,7 @@ def _digest_diff(expected, found):
 def checklist_checks(cursor, reference, schema=DEFAULT_APP_SCHEMA):
     """Items 2-4 of the checklist, compared with the manifest's figures when it has them (digests,
     or an older manifest's full maps: digested the same way, as_digest)."""
-    if not (_exists(cursor, schema, "lift_system") and _exists(cursor, schema, "lift_system_version")):
+    if not is_app_database(cursor, schema):
         if reference:
             return [check("lift_system count", False, "%s.lift_system or .lift_system_version is missing" % schema)]
         return [check("lift_system count", True, "not a lift_simulator database: checklist skipped", skipped=True)]

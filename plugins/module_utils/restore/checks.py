@@ -85,7 +85,7 @@ def database_checks(params, database, backup, app_schema=checklist.DEFAULT_APP_S
             else:
                 checks.append(checklist.check("row counts", True, "no manifest to compare with", skipped=True))
             manifest = backup.manifest or {}
-            if manifest.get("checklist") or checklist.capture(cur, app_schema) is not None:
+            if manifest.get("checklist") or checklist.is_app_database(cur, app_schema):
                 checks.append(checklist.flyway_check(cur, app_schema, manifest.get("flyway_version")))
             checks.extend(checklist.checklist_checks(cur, manifest.get("checklist"), app_schema))
             checks.extend(checklist.user_checks(cur, user_checks))
