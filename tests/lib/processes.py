@@ -47,20 +47,15 @@ def version_probe(pid):
 
 def find(program, database=None):
     """Pids of ``program`` (by comm) working on ``database`` (PGDATABASE in its environment), among
-    this process's descendants only: another pytest worker's or a container's process of the same
-    program and database is never a test's to kill."""
-    found = []
-    me = os.getpid()
-    for pid in pids():
-        if comm(pid) != program or version_probe(pid):
-            continue
-        if (database is None or b"PGDATABASE=" + database.encode() in environ(pid)) and descends_from(pid, me):
-            found.append(pid)
-    return found
+    this process's descendants only (find_matching)."""
+    wanted = None if database is None else b"PGDATABASE=" + database.encode()
+    return find_matching(program, lambda pid: not version_probe(pid) and (wanted is None or wanted in environ(pid)))
 
 
 def find_matching(program, predicate):
-    """Pids of ``program`` (by comm) for which ``predicate(pid)`` holds, among this process's descendants."""
+    """Pids of ``program`` (by comm) for which ``predicate(pid)`` holds, among this process's
+    descendants only: another pytest worker's or a container's process of the same program and
+    database is never a test's to kill."""
     me = os.getpid()
     return [pid for pid in pids() if comm(pid) == program and predicate(pid) and descends_from(pid, me)]
 

@@ -29,7 +29,8 @@ class UntrustedPathError(Exception):
     pass
 
 
-def _owner_name(uid):
+def owner_name(uid):
+    """A user's name, or "uid N" when it has none."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -39,7 +40,7 @@ def _owner_name(uid):
 def _problem(path, st, uid, final):
     if st.st_uid not in (0, uid):
         return "%s belongs to %s, not to root%s" % (
-            path, _owner_name(st.st_uid), "" if uid == 0 else " or " + _owner_name(uid))
+            path, owner_name(st.st_uid), "" if uid == 0 else " or " + owner_name(uid))
     writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     if writable and (final or not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX)):
         return "%s is writable by %s (mode %04o)" % (path, "group and others" if writable == (
@@ -66,7 +67,7 @@ def problems(path, uid=None):
         except OSError:
             break
         if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, uid):
-            found.append("the symlink %s belongs to %s" % (current, _owner_name(st.st_uid)))
+            found.append("the symlink %s belongs to %s" % (current, owner_name(st.st_uid)))
         if stat.S_ISLNK(st.st_mode):
             current = os.path.realpath(current)
     # The real path: each directory above it, then itself.

@@ -24,6 +24,8 @@ import os
 import pwd
 import stat
 
+from ansible_collections.lift_simulator.postgresql.plugins.module_utils.storage.path_trust import owner_name
+
 BY_ROOT = "root"
 BY_OWNER = "owner"
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -83,13 +85,6 @@ def parse_mode(text):
     return int(text, 8)
 
 
-def user_name(uid):
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return "uid %d" % uid
-
-
 def decide(path, owner, owner_uid, itself, above):
     """Who makes ``path`` (BY_ROOT or BY_OWNER), from what lstat saw of it (``itself``) and of each
     directory above it (``above``, nearest first); PrivateDirectoryError when nobody may."""
@@ -113,8 +108,8 @@ def decide(path, owner, owner_uid, itself, above):
     raise PrivateDirectoryError(
         "%s cannot be made safely: the directory above it, %s, belongs to %s, not to %s, and root makes directories "
         "only where root alone may change every directory above (%s: owner %s, mode %s%s)" % (
-            path, parent.path, user_name(parent.uid), owner, first.path,
-            user_name(first.uid) if first.exists else "none", "%04o" % first.mode if first.exists else "none",
+            path, parent.path, owner_name(parent.uid), owner, first.path,
+            owner_name(first.uid) if first.exists else "none", "%04o" % first.mode if first.exists else "none",
             ", a symlink" if first.islnk else ""))
 
 
@@ -166,18 +161,16 @@ def make(path, mode, uid=None, gid=None, check_mode=False):
             raise
         try:
             st = os.fstat(fd)
-            changed = not exists
-            chowned = False
-            if uid is not None and (st.st_uid, st.st_gid) != (uid, gid):
-                changed = chowned = True
-                if not check_mode:
+            owner_differs = uid is not None and (st.st_uid, st.st_gid) != (uid, gid)
+            mode_differs = stat.S_IMODE(st.st_mode) != mode
+            changed = not exists or owner_differs or mode_differs
+            if not check_mode:
+                if owner_differs:
                     os.fchown(fd, uid, gid)
-            if stat.S_IMODE(st.st_mode) != mode or chowned:  # fchown clears set-id bits
-                changed = changed or stat.S_IMODE(st.st_mode) != mode
-                if not check_mode:
-                    os.fchmod(fd, mode)
-            if changed and not check_mode:
-                os.fsync(parent)
+                if owner_differs or mode_differs:
+                    os.fchmod(fd, mode)  # after fchown, which clears set-id bits
+                if changed:
+                    os.fsync(parent)
             return changed
         finally:
             os.close(fd)
@@ -210,12 +203,11 @@ def _as_user(user, function, *args):
         finally:
             os._exit(code)
     os.close(writer)
-    chunks = []
     with os.fdopen(reader, "rb") as handle:
-        chunks.append(handle.read())
+        said = handle.read()
     os.waitpid(pid, 0)
     try:
-        outcome = json.loads(b"".join(chunks).decode("utf-8"))
+        outcome = json.loads(said.decode("utf-8"))
     except ValueError:
         raise PrivateDirectoryError("the process making %s as %s ended without a result" % (args[0], user.pw_name))
     if "error" in outcome:
@@ -242,10 +234,14 @@ def ensure(path, owner, group=None, mode="0700", check_mode=False):
     euid = os.geteuid()
     try:
         if made_by == BY_ROOT:
-            if euid != 0 and not check_mode and make(path, mode, user.pw_uid, gid, check_mode=True):
+            if euid == 0:
+                return dict(changed=make(path, mode, user.pw_uid, gid, check_mode), made_by=made_by)
+            # Not root: only say whether root would change it.
+            changed = make(path, mode, user.pw_uid, gid, check_mode=True)
+            if changed and not check_mode:
                 raise PrivateDirectoryError("%s is made by root (every directory above is root's): run as root "
                                             "(become: true)" % path)
-            return dict(changed=make(path, mode, user.pw_uid, gid, check_mode or euid != 0), made_by=made_by)
+            return dict(changed=changed, made_by=made_by)
         if euid == user.pw_uid:
             return dict(changed=make(path, mode, check_mode=check_mode), made_by=made_by)
         if euid != 0:
